@@ -1,0 +1,126 @@
+"""`restart-tutor`: the command line (argparse: standard library, no dependency to keep).
+
+    restart-tutor chat [--learner NAME]      the tutor in the terminal (no token, no server)
+    restart-tutor lessons check [--path DIR] list every content error with file and line
+    restart-tutor lessons stats [--json]     counts and coverage per course
+    restart-tutor db upgrade                 run the database migrations
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from bot.config import Settings
+from bot.content import ContentInvalid, check_catalog
+from bot.content.stats import course_stats
+
+log = logging.getLogger("restart_tutor")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="restart-tutor", description=__doc__.split("\n")[0])
+    parser.add_argument("--db", help="database URL (default: $DATABASE_URL or a local SQLite file)")
+    parser.add_argument("--lessons", type=Path, help="content folder (default: ./lessons)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    chat = sub.add_parser("chat", help="talk to the tutor in the terminal")
+    chat.add_argument("--learner", default="me", help="learner name (separate progress per name)")
+
+    lessons = sub.add_parser("lessons", help="check the course content")
+    lessons_sub = lessons.add_subparsers(dest="lessons_command", required=True)
+    check = lessons_sub.add_parser("check", help="validate every file; exit 1 on any error")
+    check.add_argument("--path", type=Path, help="folder to check (default: the content folder)")
+    stats = lessons_sub.add_parser("stats", help="counts per course")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply the migrations")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    if args.db:
+        settings = replace(settings, database_url=args.db)
+    if args.lessons:
+        settings = replace(settings, lessons_dir=args.lessons)
+    try:
+        match args.command:
+            case "lessons":
+                return _lessons(args, settings)
+            case "chat":
+                return asyncio.run(_chat(settings, args.learner))
+            case "db":
+                return asyncio.run(_db_upgrade(settings))
+    except ContentInvalid as exc:
+        print("The course content has errors; fix them and start again:", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _lessons(args: argparse.Namespace, settings: Settings) -> int:
+    root = getattr(args, "path", None) or settings.lessons_dir
+    catalog, errors = check_catalog(root)
+    if args.lessons_command == "check":
+        for error in errors:
+            print(error)
+        if errors:
+            print(f"{len(errors)} error(s) in {root}", file=sys.stderr)
+            return 1
+        assert catalog is not None
+        lessons = sum(len(c.lessons) for c in catalog.courses.values())
+        print(f"ok: {len(catalog.courses)} courses, {lessons} lessons in {root}")
+        return 0
+    if catalog is None:
+        raise ContentInvalid(errors)
+    figures = course_stats(catalog)
+    if args.json:
+        print(json.dumps(figures, indent=2, ensure_ascii=False))
+    else:
+        for course_id, c in figures["courses"].items():
+            print(f"{course_id}: {c['modules']} modules, {c['lessons']} lessons, "
+                  f"{c['cards']} cards, {c['questions']} questions, "
+                  f"{c['tagged_lessons_share']:.0%} of lessons tagged")
+    return 0
+
+
+async def _chat(settings: Settings, learner: str) -> int:
+    from bot.app import build_app
+    from bot.transports.terminal import TerminalChat
+
+    app = await build_app(settings)
+    try:
+        await TerminalChat(app.tutor, learner).run()
+    finally:
+        await app.close()
+    return 0
+
+
+async def _db_upgrade(settings: Settings) -> int:
+    from storage.db import create_engine, current_revision, upgrade
+
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        print(f"database at revision {await current_revision(engine)}")
+    finally:
+        await engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Doors to the engine: the terminal chat, aiogram and python-telegram-bot."""

@@ -1,0 +1,187 @@
+"""The tutor engine: one event for one learner in, a list of actions out.
+
+`Tutor.handle` opens one unit of work, loads (or creates) the learner, and routes the event to the
+feature that owns it: onboarding and settings, the lesson flow, progress. It knows no transport and
+no SQL: transports call it, the repository protocol stores for it, the clock tells it the time.
+Every reply is built with the learner's `Translator`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from bot.content import Catalog
+from bot.i18n import LOCALES_DIR, Translator
+from bot.tutor import flow, onboarding, report
+from bot.tutor.events import Action, Command, Event, Outcome, PollAnswer, Press, Text, Who
+from bot.tutor.ports import Clock, LearnerState, Repository, Store, utcnow
+from bot.tutor.streaks import StreakPolicy
+from bot.tutor.zones import resolve_zone
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 2000
+"""Longer messages are not read further: nothing the tutor asks for needs more."""
+
+
+@dataclass
+class Turn:
+    """Everything one event's handling needs, passed to the feature modules."""
+
+    tutor: Tutor
+    repo: Repository
+    learner: LearnerState
+    now: datetime
+    t: Translator
+    out: Outcome = field(default_factory=Outcome)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.tutor.catalog
+
+    @property
+    def zone(self):
+        return resolve_zone(self.learner.time_zone)
+
+    def relang(self) -> None:
+        self.t = Translator(self.learner.language, self.tutor.locales_dir)
+
+
+class Tutor:
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: Store,
+        clock: Clock = utcnow,
+        streaks: StreakPolicy | None = None,
+        locales_dir: Path = LOCALES_DIR,
+    ):
+        self.catalog = catalog
+        self.store = store
+        self.clock = clock
+        self.streaks = streaks or StreakPolicy()
+        self.locales_dir = locales_dir
+
+    async def handle(self, who: Who, event: Event) -> list[Action]:
+        now = self.clock()
+        async with self.store.unit() as repo:
+            learner = await repo.learner(who, now)
+            turn = Turn(self, repo, learner, now, Translator(learner.language, self.locales_dir))
+            await self._route(turn, who, event)
+            return turn.out.actions
+
+    async def bind_poll(self, who: Who, token: str, poll_id: str) -> None:
+        """Remember which question presentation a sent quiz poll belongs to."""
+        now = self.clock()
+        async with self.store.unit() as repo:
+            learner = await repo.learner(who, now)
+            await repo.link_poll(poll_id, learner.id, token, now)
+
+    async def _route(self, turn: Turn, who: Who, event: Event) -> None:
+        learner = turn.learner
+        if not learner.active:
+            learner.active = True  # a learner who writes to us has unblocked the bot
+        match event:
+            case Command(name=name, args=args):
+                await self._command(turn, who, name.lower(), args[:MAX_TEXT])
+            case Press(data=data):
+                await self._press(turn, data)
+            case PollAnswer(poll_id=poll_id, option_ids=option_ids):
+                token = await turn.repo.poll_token(learner.id, poll_id)
+                if token is None:
+                    log.info("poll answer for an unknown poll %s ignored", poll_id)
+                    return
+                await flow.answer(turn, token, option_ids, from_poll=True)
+            case Text(text=text):
+                await self._text(turn, text[:MAX_TEXT])
+
+    async def _command(self, turn: Turn, who: Who, name: str, args: str) -> None:
+        if name == "start":
+            await onboarding.start(turn, who, args)
+            return
+        if turn.learner.onboarding != "done" and name not in ("help", "language", "settings"):
+            await onboarding.resume(turn)
+            return
+        handler = COMMANDS.get(name)
+        if handler is None:
+            _ = turn.t._
+            turn.out.say(_("I don't know the command /{name}. Type /help to see what I can do.")
+                         .format(name=name[:32]))
+            return
+        await handler(turn)
+
+    async def _press(self, turn: Turn, data: str) -> None:
+        kind, _sep, rest = data.partition(":")
+        handler = PRESSES.get(kind)
+        if handler is None:
+            _ = turn.t._
+            turn.out.say(_("That button no longer works. Type /today to carry on."))
+            return
+        await handler(turn, rest)
+
+    async def _text(self, turn: Turn, text: str) -> None:
+        if turn.learner.awaiting:
+            await onboarding.typed(turn, text)
+        elif turn.learner.onboarding != "done":
+            await onboarding.resume(turn)
+        elif turn.learner.pending_token and turn.learner.lesson_id:
+            await flow.typed_while_question(turn, text)
+        else:
+            _ = turn.t._
+            turn.out.say(_("I work with commands and buttons. Type /today for your lesson "
+                           "or /help for everything else."))
+
+
+async def _help(turn: Turn) -> None:
+    _ = turn.t._
+    turn.out.say(
+        _("RestART Tutor: a few minutes of learning a day.\n\n"
+          "/today: continue your lesson\n"
+          "/progress: your progress and streak\n"
+          "/settings: language, time zone, daily time, question style\n"
+          "/language: change the language\n"
+          "/stop: pause the daily reminders\n"
+          "/resume: turn the daily reminders back on\n"
+          "/help: this message")
+    )
+
+
+async def _stop(turn: Turn) -> None:
+    _ = turn.t._
+    turn.learner.nudges_enabled = False
+    turn.out.say(_("Daily reminders are off. Your progress is kept; type /resume to turn them "
+                   "back on, or /today to learn whenever you like."))
+
+
+async def _resume(turn: Turn) -> None:
+    _ = turn.t._
+    turn.learner.nudges_enabled = True
+    turn.out.say(_("Daily reminders are on again, at {time} ({zone}).").format(
+        time=turn.learner.daily_time or "—", zone=turn.learner.time_zone or "UTC"))
+
+
+COMMANDS = {
+    "today": flow.today,
+    "next": flow.today,
+    "progress": report.progress,
+    "settings": onboarding.settings,
+    "language": onboarding.ask_language,
+    "help": _help,
+    "stop": _stop,
+    "resume": _resume,
+}
+
+PRESSES = {
+    "go": flow.go,
+    "a": flow.press_answer,
+    "t": flow.toggle,
+    "ok": flow.submit,
+    "today": lambda turn, _rest: flow.today(turn),
+    "lang": onboarding.choose_language,
+    "tz": onboarding.choose_zone,
+    "tm": onboarding.choose_time,
+    "set": onboarding.settings_press,
+}

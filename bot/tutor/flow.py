@@ -1,0 +1,363 @@
+"""The lesson flow: present cards and questions one at a time, grade answers, finish lessons.
+
+The learner's place is `(course_id, lesson_id, item_index)` and the item on screen carries a fresh
+opaque `pending_token`. Every button names that token, so a button from an earlier item (or a
+forged one) is recognised and changes nothing; an answer is stored under its token, so the same
+answer pressed twice is recorded once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+from bot import limits
+from bot.content import (
+    Card,
+    Confidence,
+    Lesson,
+    MultipleChoice,
+    Question,
+    Rating,
+    SingleChoice,
+    TrueFalse,
+)
+from bot.tutor.events import Button, EditPressed, Keyboard, Notice, Quiz
+from bot.tutor.grading import grade, option_count
+from bot.tutor.streaks import local_date
+
+if TYPE_CHECKING:
+    from bot.tutor.engine import Turn
+
+SHORT_LABEL = 40
+LETTERS = "ABCDEFGHIJKL"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(6)
+
+
+async def today(turn: Turn) -> None:
+    """Continue where the learner left off, or start their next lesson."""
+    _ = turn.t._
+    learner = turn.learner
+    if learner.lesson_id and turn.catalog.lesson(learner.lesson_id):
+        await present(turn)
+        return
+    course = turn.catalog.course(learner.course_id or "") or turn.catalog.default_course()
+    learner.course_id = course.id
+    done = await turn.repo.completed_lessons(learner.id)
+    lesson = turn.catalog.next_lesson(course.id, done)
+    if lesson is None:
+        turn.out.say(_("You have finished every lesson of “{course}”. Well done! "
+                       "Type /progress to see your results.").format(course=course.title))
+        return
+    learner.lesson_id, learner.item_index = lesson.id, 0
+    place = turn.catalog.place(lesson.id)
+    module = place.module.title if place else ""
+    turn.out.say(_("📘 {module}\n{lesson}").format(
+        module=turn.t.content(f"{place.module.id}" if place else "", module),
+        lesson=turn.t.content(lesson.id, lesson.title)))
+    await present(turn)
+
+
+async def present(turn: Turn) -> None:
+    """Show the item at the learner's place, with a fresh token."""
+    learner = turn.learner
+    lesson = turn.catalog.lesson(learner.lesson_id or "")
+    if lesson is None or learner.item_index >= len(lesson.items):
+        await _finish(turn, lesson)
+        return
+    item = lesson.items[learner.item_index]
+    token = learner.pending_token = new_token()
+    learner.pending_selection = None
+    if isinstance(item, Card):
+        _ = turn.t._
+        text = turn.t.content(f"{lesson.id}#{learner.item_index}", item.text)
+        if item.link:
+            text += "\n\n" + item.link
+        turn.out.say(text, ((Button(_("Continue ▸"), f"go:{token}"),),), image=item.image)
+        return
+    if learner.quiz_mode == "poll" and _fits_quiz(item):
+        turn.out.actions.append(_quiz(turn, item, token))
+        return
+    turn.out.say(question_text(turn, item), _answer_buttons(turn, item, token, set()))
+
+
+def _fits_quiz(item: Question) -> bool:
+    if not isinstance(item, (SingleChoice, TrueFalse)):
+        return False
+    if len(item.prompt) > limits.POLL_QUESTION_MAX:
+        return False
+    expl = item.explanation
+    return len(expl) <= limits.POLL_EXPLANATION_MAX and expl.count("\n") <= 2
+
+
+def _quiz(turn: Turn, item: SingleChoice | TrueFalse, token: str) -> Quiz:
+    _ = turn.t._
+    tr = turn.t.content
+    options = (
+        tuple(tr(f"{item.id}.{i}", o.text) for i, o in enumerate(item.options))
+        if isinstance(item, SingleChoice) else (_("True"), _("False"))
+    )
+    return Quiz(
+        token=token,
+        question=tr(item.id, item.prompt),
+        options=options,
+        correct_ids=item.correct_ids,
+        explanation=tr(f"{item.id}.why", item.explanation),
+        preface=tr(f"{item.id}.post", item.post) if item.post else None,
+    )
+
+
+def question_text(turn: Turn, item: Question) -> str:
+    _ = turn.t._
+    tr = turn.t.content
+    parts = []
+    post = getattr(item, "post", None)
+    if post:
+        parts.append("«" + tr(f"{item.id}.post", post) + "»")
+    match item:
+        case Rating():
+            parts.append(_("How reliable is this post? 1 = not reliable at all, 5 = very reliable."))
+        case Confidence():
+            parts.append(tr(item.id, item.prompt) + "\n" + _("1 = not sure at all, 5 = very sure."))
+        case SingleChoice() | MultipleChoice():
+            parts.append(tr(item.id, item.prompt))
+            if not _short_options(item):
+                parts.append("\n".join(f"{LETTERS[i]}. {tr(f'{item.id}.{i}', o.text)}"
+                                       for i, o in enumerate(item.options)))
+            if isinstance(item, MultipleChoice):
+                parts.append(_("Choose {n}, then press Check.").format(n=item.choose))
+        case TrueFalse():
+            parts.append(tr(item.id, item.prompt))
+    return "\n\n".join(parts)
+
+
+def _short_options(item: SingleChoice | MultipleChoice) -> bool:
+    return all(len(o.text) <= SHORT_LABEL for o in item.options)
+
+
+def _answer_buttons(turn: Turn, item: Question, token: str, selected: set[int]) -> Keyboard:
+    _ = turn.t._
+    tr = turn.t.content
+    match item:
+        case TrueFalse():
+            return ((Button(_("True"), f"a:{token}:0"), Button(_("False"), f"a:{token}:1")),)
+        case Rating() | Confidence():
+            return (tuple(Button(str(i + 1), f"a:{token}:{i}") for i in range(5)),)
+        case MultipleChoice():
+            short = _short_options(item)
+            rows = []
+            for i, o in enumerate(item.options):
+                label = tr(f"{item.id}.{i}", o.text) if short else LETTERS[i]
+                mark = "☑" if i in selected else "☐"
+                rows.append((Button(f"{mark} {label}", f"t:{token}:{i}"),))
+            rows.append((Button(_("Check ✓"), f"ok:{token}"),))
+            return tuple(rows)
+        case SingleChoice():
+            if _short_options(item):
+                return tuple((Button(tr(f"{item.id}.{i}", o.text), f"a:{token}:{i}"),)
+                             for i, o in enumerate(item.options))
+            letters = [Button(LETTERS[i], f"a:{token}:{i}") for i in range(len(item.options))]
+            return (tuple(letters),)
+    return ()
+
+
+def _current(turn: Turn) -> tuple[Lesson, Card | Question] | None:
+    learner = turn.learner
+    lesson = turn.catalog.lesson(learner.lesson_id or "")
+    if lesson is None or learner.item_index >= len(lesson.items):
+        return None
+    return lesson, lesson.items[learner.item_index]
+
+
+async def _stale(turn: Turn, token: str) -> None:
+    _ = turn.t._
+    if await turn.repo.answered(turn.learner.id, token):
+        text = _("You already answered this one. Type /today to carry on.")
+    else:
+        text = _("That button is from an earlier step. Type /today to continue where you are.")
+    turn.out.actions.append(Notice(text[: limits.CALLBACK_ANSWER_MAX]))
+    turn.out.say(text)
+
+
+async def go(turn: Turn, token: str) -> None:
+    """'Continue' on a card."""
+    current = _current(turn)
+    if current is None or token != turn.learner.pending_token or not isinstance(current[1], Card):
+        await _stale(turn, token)
+        return
+    turn.learner.item_index += 1
+    await present(turn)
+
+
+def _parse_choice(rest: str) -> tuple[str, int] | None:
+    token, _sep, index = rest.rpartition(":")
+    if not token or not index.isdigit() or len(index) > 2:
+        return None
+    return token, int(index)
+
+
+async def press_answer(turn: Turn, rest: str) -> None:
+    parsed = _parse_choice(rest)
+    if parsed is None:
+        await _stale(turn, rest)
+        return
+    await answer(turn, parsed[0], (parsed[1],))
+
+
+async def toggle(turn: Turn, rest: str) -> None:
+    parsed = _parse_choice(rest)
+    current = _current(turn)
+    if (parsed is None or current is None or parsed[0] != turn.learner.pending_token
+            or not isinstance(current[1], MultipleChoice)
+            or parsed[1] >= len(current[1].options)):
+        await _stale(turn, parsed[0] if parsed else rest)
+        return
+    item = current[1]
+    selected = _selection(turn)
+    selected ^= {parsed[1]}
+    turn.learner.pending_selection = ",".join(str(i) for i in sorted(selected))
+    turn.out.actions.append(EditPressed(question_text(turn, item),
+                                        _answer_buttons(turn, item, parsed[0], selected)))
+
+
+def _selection(turn: Turn) -> set[int]:
+    raw = turn.learner.pending_selection or ""
+    return {int(i) for i in raw.split(",") if i.isdigit()}
+
+
+async def submit(turn: Turn, token: str) -> None:
+    current = _current(turn)
+    if current is None or token != turn.learner.pending_token:
+        await _stale(turn, token)
+        return
+    item = current[1]
+    selected = _selection(turn)
+    if isinstance(item, MultipleChoice) and len(selected) != item.choose:
+        _ = turn.t._
+        text = _("Please choose exactly {n} options first.").format(n=item.choose)
+        turn.out.actions.append(Notice(text))
+        turn.out.say(text)
+        return
+    await answer(turn, token, tuple(sorted(selected)))
+
+
+async def answer(turn: Turn, token: str, chosen: tuple[int, ...], from_poll: bool = False) -> None:
+    """Grade and store an answer to the question on screen, then move on."""
+    _ = turn.t._
+    current = _current(turn)
+    learner = turn.learner
+    if current is None or token != learner.pending_token or isinstance(current[1], Card):
+        await _stale(turn, token)
+        return
+    lesson, item = current
+    if not chosen or any(i >= option_count(item) for i in chosen):
+        await _stale(turn, token)
+        return
+    result = grade(item, chosen)
+    await turn.repo.record_answer(
+        learner.id, question_id=item.id, lesson_id=lesson.id, token=token,
+        choice=result.choice, correct=result.correct, at=turn.now,
+    )
+    learner.pending_token = None
+    learner.pending_selection = None
+    if not from_poll:
+        turn.out.actions.append(EditPressed(
+            question_text(turn, item) + "\n\n" + _("Your answer: {answer}").format(
+                answer=_chosen_label(turn, item, chosen))))
+    turn.out.say(feedback_text(turn, item, result.correct, result.feedback))
+    learner.item_index += 1
+    await present(turn)
+
+
+def _chosen_label(turn: Turn, item: Question, chosen: tuple[int, ...]) -> str:
+    _ = turn.t._
+    match item:
+        case TrueFalse():
+            return _("True") if chosen == (0,) else _("False")
+        case SingleChoice() | MultipleChoice():
+            return "; ".join(turn.t.content(f"{item.id}.{i}", item.options[i].text)
+                             for i in chosen)
+    return str(chosen[0] + 1)
+
+
+def feedback_text(turn: Turn, item: Question, correct: bool | None,
+                  feedback: tuple[str, ...]) -> str:
+    _ = turn.t._
+    tr = turn.t.content
+    if correct is None:
+        return _("Thanks, noted.")
+    head = _("✅ Right!") if correct else _("❌ Not quite.")
+    lines = [head]
+    match item:
+        case SingleChoice() | MultipleChoice():
+            picked = [i for i, o in enumerate(item.options) if o.feedback in feedback]
+            lines += [tr(f"{item.id}.{i}.fb", item.options[i].feedback) for i in picked]
+            if not correct:
+                right = "; ".join(tr(f"{item.id}.{i}", item.options[i].text)
+                                  for i in item.correct_ids)
+                lines.append(_("The right answer: {answer}").format(answer=right))
+            lines.append(tr(f"{item.id}.why", item.explanation))
+        case TrueFalse():
+            key = "t" if feedback and feedback[0] == item.feedback_true else "f"
+            lines.append(tr(f"{item.id}.{key}", feedback[0]))
+            lines.append(tr(f"{item.id}.why", item.explanation))
+        case Rating():
+            lines.append(tr(f"{item.id}.fb", item.feedback))
+    return "\n\n".join(lines)
+
+
+async def typed_while_question(turn: Turn, text: str) -> None:
+    """Free text while a question waits: accept an option number, else explain."""
+    _ = turn.t._
+    current = _current(turn)
+    token = turn.learner.pending_token or ""
+    if current is not None and not isinstance(current[1], Card):
+        stripped = text.strip().upper()
+        count = option_count(current[1])
+        if stripped.isdigit() and 1 <= int(stripped) <= count:
+            await answer(turn, token, (int(stripped) - 1,))
+            return
+        if len(stripped) == 1 and stripped in LETTERS[:count] and not isinstance(
+                current[1], (Rating, Confidence, MultipleChoice)):
+            await answer(turn, token, (LETTERS.index(stripped),))
+            return
+    turn.out.say(_("Please answer with the buttons under the question. "
+                   "Type /today to see it again."))
+
+
+async def _finish(turn: Turn, lesson: Lesson | None) -> None:
+    """The lesson is over: record it, count the streak day, offer what comes next."""
+    _ = turn.t._
+    learner = turn.learner
+    learner.lesson_id, learner.item_index, learner.pending_token = None, 0, None
+    if lesson is None:
+        await today(turn)
+        return
+    place = turn.catalog.place(lesson.id)
+    course_id = place.course.id if place else (learner.course_id or "")
+    await turn.repo.complete_lesson(learner.id, lesson.id, course_id, turn.now)
+    await turn.repo.add_practice_day(learner.id, local_date(turn.now, turn.zone))
+    days = await turn.repo.practice_days(learner.id)
+    streak = turn.tutor.streaks.summarize(days, local_date(turn.now, turn.zone))
+    ids = {q.id for q in lesson.questions}
+    graded = {}
+    for fact in await turn.repo.answers(learner.id):
+        if fact.question_id in ids and fact.correct is not None:
+            graded[fact.question_id] = fact.correct  # the latest answer counts here
+    right = sum(graded.values())
+    lines = [_("🎉 Lesson complete: {title}").format(title=turn.t.content(lesson.id, lesson.title))]
+    if graded:
+        lines.append(_("{right} of {total} answers right.").format(right=right, total=len(graded)))
+    lines.append(turn.t.ngettext("🔥 Streak: {n} day", "🔥 Streak: {n} days", streak.current)
+                 .format(n=streak.current))
+    done = await turn.repo.completed_lessons(learner.id)
+    following = turn.catalog.next_lesson(course_id, done)
+    if following is None:
+        lines.append(_("You have finished the whole course. Congratulations!"))
+        turn.out.say("\n".join(lines))
+        return
+    lines.append(_("Next: {title}").format(title=turn.t.content(following.id, following.title)))
+    turn.out.say("\n".join(lines), ((Button(_("Start the next lesson"), "today"),),))

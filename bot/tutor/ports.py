@@ -1,0 +1,95 @@
+"""What the engine needs from the outside world: a repository inside a unit of work, and a clock.
+
+The engine is written against these protocols only; `storage.repository` implements them with
+SQLAlchemy. Tests run the engine on the real repository over a throwaway SQLite file (fast enough,
+and it keeps one implementation instead of a fake twin to keep in step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Protocol
+
+from bot.tutor.events import Who
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class LearnerState(Protocol):
+    """The learner's row as the engine reads and changes it (changes are saved by the unit)."""
+
+    id: int
+    external_id: str
+    chat_id: int | None
+    display_name: str | None
+    language: str
+    time_zone: str | None
+    daily_time: str | None
+    onboarding: str
+    awaiting: str | None
+    nudges_enabled: bool
+    active: bool
+    role: str
+    quiz_mode: str
+    course_id: str | None
+    lesson_id: str | None
+    item_index: int
+    pending_token: str | None
+    pending_selection: str | None
+    next_nudge_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AnswerFact:
+    question_id: str
+    lesson_id: str
+    choice: str
+    correct: bool | None
+    answered_at: datetime
+
+
+class Repository(Protocol):
+    async def learner(self, who: Who, now: datetime) -> LearnerState: ...
+
+    async def answered(self, learner_id: int, token: str) -> bool: ...
+
+    async def record_answer(
+        self,
+        learner_id: int,
+        *,
+        question_id: str,
+        lesson_id: str,
+        token: str,
+        choice: str,
+        correct: bool | None,
+        at: datetime,
+    ) -> bool: ...
+
+    async def answers(self, learner_id: int) -> list[AnswerFact]: ...
+
+    async def complete_lesson(
+        self, learner_id: int, lesson_id: str, course_id: str, at: datetime
+    ) -> bool: ...
+
+    async def completed_lessons(self, learner_id: int) -> set[str]: ...
+
+    async def add_practice_day(self, learner_id: int, day: date) -> None: ...
+
+    async def practice_days(self, learner_id: int) -> list[date]: ...
+
+    async def link_poll(self, poll_id: str, learner_id: int, token: str, at: datetime) -> None: ...
+
+    async def poll_token(self, learner_id: int, poll_id: str) -> str | None: ...
+
+
+class Store(Protocol):
+    def unit(self) -> AbstractAsyncContextManager[Repository]:
+        """One transaction: commit on success, roll back on error."""
+        ...

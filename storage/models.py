@@ -1,0 +1,134 @@
+"""The tables: the system of record for learners, answers, lessons done and practice days.
+
+Every instant is stored as UTC (`UTCDateTime` keeps SQLite and PostgreSQL alike); a learner's
+local dates are computed from their IANA zone when they are written, because a streak is a
+calendar matter in the learner's own zone. Telegram ids need 52 bits: BIGINT.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every database."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):  # type: ignore[override]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):  # type: ignore[override]
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Learner(Base):
+    __tablename__ = "learners"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    daily_time: Mapped[str | None] = mapped_column(String(5))
+    onboarding: Mapped[str] = mapped_column(String(16), default="new")
+    awaiting: Mapped[str | None] = mapped_column(String(16))
+    nudges_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    role: Mapped[str] = mapped_column(String(16), default="learner")
+    quiz_mode: Mapped[str] = mapped_column(String(8), default="buttons")
+    course_id: Mapped[str | None] = mapped_column(String(40))
+    lesson_id: Mapped[str | None] = mapped_column(String(40))
+    item_index: Mapped[int] = mapped_column(Integer, default=0)
+    pending_token: Mapped[str | None] = mapped_column(String(16))
+    pending_selection: Mapped[str | None] = mapped_column(String(64))
+    next_nudge_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Answer(Base):
+    """One answer to one presentation of a question. `token` names the presentation, so the
+    same button pressed twice is stored once (the unique key), whatever the transport does."""
+
+    __tablename__ = "answers"
+    __table_args__ = (
+        UniqueConstraint("learner_id", "token", name="uq_answers_learner_token"),
+        Index("ix_answers_learner_question", "learner_id", "question_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id", ondelete="CASCADE"))
+    question_id: Mapped[str] = mapped_column(String(40))
+    lesson_id: Mapped[str] = mapped_column(String(40))
+    token: Mapped[str] = mapped_column(String(16))
+    choice: Mapped[str] = mapped_column(String(64))
+    correct: Mapped[bool | None] = mapped_column(Boolean)
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LessonCompletion(Base):
+    __tablename__ = "lesson_completions"
+
+    learner_id: Mapped[int] = mapped_column(
+        ForeignKey("learners.id", ondelete="CASCADE"), primary_key=True
+    )
+    lesson_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    course_id: Mapped[str] = mapped_column(String(40))
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PracticeDay(Base):
+    """A calendar day, in the learner's zone, on which they finished a lesson or exercise."""
+
+    __tablename__ = "practice_days"
+
+    learner_id: Mapped[int] = mapped_column(
+        ForeignKey("learners.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
+class PollLink(Base):
+    """Telegram poll id → the learner and question presentation it was sent for."""
+
+    __tablename__ = "poll_links"
+
+    poll_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id", ondelete="CASCADE"))
+    token: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
