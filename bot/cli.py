@@ -1,9 +1,9 @@
 """`restart-tutor`: the command line (argparse: standard library, no dependency to keep).
 
-    restart-tutor chat [--learner NAME]      the tutor in the terminal (no token, no server)
-    restart-tutor lessons check [--path DIR] list every content error with file and line
-    restart-tutor lessons stats [--json]     counts and coverage per course
-    restart-tutor db upgrade                 run the database migrations
+restart-tutor chat [--learner NAME]      the tutor in the terminal (no token, no server)
+restart-tutor lessons check [--path DIR] list every content error with file and line
+restart-tutor lessons stats [--json]     counts and coverage per course
+restart-tutor db upgrade                 run the database migrations
 """
 
 from __future__ import annotations
@@ -92,9 +92,11 @@ def _lessons(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(figures, indent=2, ensure_ascii=False))
     else:
         for course_id, c in figures["courses"].items():
-            print(f"{course_id}: {c['modules']} modules, {c['lessons']} lessons, "
-                  f"{c['cards']} cards, {c['questions']} questions, "
-                  f"{c['tagged_lessons_share']:.0%} of lessons tagged")
+            print(
+                f"{course_id}: {c['modules']} modules, {c['lessons']} lessons, "
+                f"{c['cards']} cards, {c['questions']} questions, "
+                f"{c['tagged_lessons_share']:.0%} of lessons tagged"
+            )
     return 0
 
 

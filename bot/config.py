@@ -11,7 +11,9 @@ DEFAULT_DATABASE_URL = "sqlite:///restart-tutor.db"
 
 
 def _ids(raw: str) -> frozenset[int]:
-    return frozenset(int(p) for p in raw.replace(",", " ").split() if p.strip().lstrip("-").isdigit())
+    return frozenset(
+        int(p) for p in raw.replace(",", " ").split() if p.strip().lstrip("-").isdigit()
+    )
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,10 @@ class SqlRepository:
     async def answers(self, learner_id: int) -> list[AnswerFact]:
         rows = await self.session.execute(
             select(
-                Answer.question_id, Answer.lesson_id, Answer.choice, Answer.correct,
+                Answer.question_id,
+                Answer.lesson_id,
+                Answer.choice,
+                Answer.correct,
                 Answer.answered_at,
             )
             .where(Answer.learner_id == learner_id)
@@ -112,7 +115,9 @@ class SqlRepository:
     ) -> bool:
         result = await self.session.execute(
             self._insert(LessonCompletion)
-            .values(learner_id=learner_id, lesson_id=lesson_id, course_id=course_id, completed_at=at)
+            .values(
+                learner_id=learner_id, lesson_id=lesson_id, course_id=course_id, completed_at=at
+            )
             .on_conflict_do_nothing(index_elements=["learner_id", "lesson_id"])
         )
         return bool(result.rowcount)
@@ -132,7 +137,9 @@ class SqlRepository:
 
     async def practice_days(self, learner_id: int) -> list[date]:
         rows = await self.session.scalars(
-            select(PracticeDay.day).where(PracticeDay.learner_id == learner_id).order_by(PracticeDay.day)
+            select(PracticeDay.day)
+            .where(PracticeDay.learner_id == learner_id)
+            .order_by(PracticeDay.day)
         )
         return list(rows)
 

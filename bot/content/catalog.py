@@ -64,7 +64,9 @@ class Catalog:
             for area in fw.areas:
                 for comp in area.competences:
                     tag = f"{fw.id}:{comp.id}"
-                    self.competences[tag] = CompetenceInfo(tag, fw.id, area.id, area.name, comp.name)
+                    self.competences[tag] = CompetenceInfo(
+                        tag, fw.id, area.id, area.name, comp.name
+                    )
         self.resources: dict[str, Resource] = (
             {r.id: r for r in toolkit.resources} if toolkit else {}
         )

@@ -17,12 +17,21 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from bot.content.catalog import Catalog
-from bot.content.model import Course, CourseMeta, FrameworkFile, Module, ToolkitFile
+from bot.content.model import (
+    Course,
+    CourseMeta,
+    FrameworkFile,
+    Lesson,
+    Module,
+    ModuleHead,
+    ToolkitFile,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
 FRAMEWORK_FILE = "framework.yaml"
 COURSE_FILE = "course.yaml"
+_UNION_TAGS = {"card", "single", "multiple", "truefalse", "rating", "confidence"}
 TOOLKIT_FILE = Path("toolkit") / "resources.yaml"
 
 
@@ -63,9 +72,12 @@ class _Source:
                     if key.value == str(part):
                         node = value
                         break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                if part < len(node.value):
-                    node = node.value[part]
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and isinstance(part, int)
+                and part < len(node.value)
+            ):
+                node = node.value[part]
         return node.start_mark.line + 1
 
 
@@ -107,12 +119,14 @@ class _Collector:
             return None
         return _Source(path, shown, data, node)
 
-    def model(self, source: _Source, model: type[M]) -> M | None:
+    def model(
+        self, source: _Source, model: type[M], data: Any = None, prefix: Sequence[Any] = ()
+    ) -> M | None:
         try:
-            return model.model_validate(source.data)
+            return model.model_validate(source.data if data is None else data)
         except ValidationError as exc:
             for err in exc.errors():
-                loc = [p for p in err["loc"]]
+                loc = [*prefix, *(p for p in err["loc"] if p not in _UNION_TAGS)]
                 where = ".".join(str(p) for p in loc) or "file"
                 message = err["msg"].removeprefix("Value error, ")
                 self.add(source, loc, f"{where}: {message}")
@@ -129,9 +143,9 @@ def check_catalog(root: Path) -> tuple[Catalog | None, list[ContentError]]:
 
     frameworks = _load_frameworks(col, root)
     folders = sorted(p for p in root.iterdir() if (p / COURSE_FILE).is_file())
-    loaded = [c for folder in folders if (c := _load_course(col, folder)) is not None]
+    loaded = [_load_course(col, folder) for folder in folders]
     toolkit = _load_toolkit(col, root)
-    catalog = Catalog([c.course for c in loaded], frameworks, toolkit)
+    catalog = Catalog([c.course for c in loaded if c.course], frameworks, toolkit)
     _cross_check(col, catalog, loaded)
     errors = sorted(set(col.errors))
     return (None if errors else catalog), errors
@@ -162,32 +176,57 @@ def _load_toolkit(col: _Collector, root: Path) -> ToolkitFile | None:
 
 
 @dataclass
+class _LoadedModule:
+    source: _Source
+    id: str
+    lessons: list[tuple[int, Lesson]]
+    complete: bool
+
+
+@dataclass
 class _LoadedCourse:
-    course: Course
-    modules: list[tuple[_Source, Module]]
+    course: Course | None
+    modules: list[_LoadedModule]
 
 
-def _load_course(col: _Collector, folder: Path) -> _LoadedCourse | None:
+def _load_module(col: _Collector, path: Path) -> _LoadedModule | None:
+    """Validate lesson by lesson, so one broken lesson does not hide the others' errors."""
+    source = col.read(path)
+    if source is None:
+        return None
+    head = col.model(source, ModuleHead)
+    if head is None:
+        return None
+    lessons = []
+    for index, raw in enumerate(head.lessons):
+        lesson = col.model(source, Lesson, raw, prefix=["lessons", index])
+        if lesson is not None:
+            lessons.append((index, lesson))
+    return _LoadedModule(source, head.id, lessons, len(lessons) == len(head.lessons))
+
+
+def _load_course(col: _Collector, folder: Path) -> _LoadedCourse:
     meta_source = col.read(folder / COURSE_FILE)
     meta = col.model(meta_source, CourseMeta) if meta_source else None
-    modules: list[tuple[_Source, Module]] = []
-    for path in sorted(folder.glob("*.yaml")):
-        if path.name == COURSE_FILE:
-            continue
-        source = col.read(path)
-        module = col.model(source, Module) if source else None
-        if source and module:
-            modules.append((source, module))
-    if meta is None:
-        return None
-    if not modules:
+    paths = [p for p in sorted(folder.glob("*.yaml")) if p.name != COURSE_FILE]
+    loaded = [m for p in paths if (m := _load_module(col, p)) is not None]
+    if not paths:
         col.add(folder / COURSE_FILE, (), "the course has no module files")
-        return None
-    course = Course(
-        id=meta.id, title=meta.title, summary=meta.summary, pass_mark=meta.pass_mark,
-        modules=tuple(m for _, m in modules),
-    )
-    return _LoadedCourse(course, modules)
+    course = None
+    if meta is not None and paths and len(loaded) == len(paths) and all(m.complete for m in loaded):
+        heads = [col.model(m.source, ModuleHead) for m in loaded]
+        course = Course(
+            id=meta.id,
+            title=meta.title,
+            summary=meta.summary,
+            pass_mark=meta.pass_mark,
+            modules=tuple(
+                Module(id=h.id, title=h.title, lessons=[les for _, les in m.lessons])
+                for h, m in zip(heads, loaded, strict=True)
+                if h is not None
+            ),
+        )
+    return _LoadedCourse(course, loaded)
 
 
 def _cross_check(col: _Collector, catalog: Catalog, loaded: list[_LoadedCourse]) -> None:
@@ -196,9 +235,10 @@ def _cross_check(col: _Collector, catalog: Catalog, loaded: list[_LoadedCourse])
     known_resources = {r.id for r in catalog.toolkit.resources} if catalog.toolkit else set()
     for entry in loaded:
         pretests = posttests = 0
-        for source, module in entry.modules:
+        for module in entry.modules:
+            source = module.source
             ids: list[tuple[str, list[Any]]] = [(module.id, ["id"])]
-            for li, lesson in enumerate(module.lessons):
+            for li, lesson in module.lessons:
                 base = ["lessons", li]
                 ids.append((lesson.id, [*base, "id"]))
                 pretests += lesson.role == "pretest"
@@ -219,4 +259,8 @@ def _cross_check(col: _Collector, catalog: Catalog, loaded: list[_LoadedCourse])
                 else:
                     seen[ident] = f"{source.shown}:{source.line_of(loc)}"
         if pretests > 1 or posttests > 1:
-            col.add(entry.modules[0][0], (), "a course has at most one pretest and one posttest lesson")
+            col.add(
+                entry.modules[0].source,
+                (),
+                "a course has at most one pretest and one posttest lesson",
+            )

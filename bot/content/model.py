@@ -85,7 +85,9 @@ class SingleChoice(_Question):
     def _one_correct(self) -> SingleChoice:
         right = sum(o.correct for o in self.options)
         if right != 1:
-            raise ValueError(f"a single-choice question needs exactly 1 correct option, has {right}")
+            raise ValueError(
+                f"a single-choice question needs exactly 1 correct option, has {right}"
+            )
         return self
 
     @property
@@ -192,6 +194,14 @@ class Module(Strict):
     id: Id
     title: Annotated[str, Field(min_length=1, max_length=limits.LESSON_TITLE_MAX)]
     lessons: list[Lesson] = Field(min_length=1)
+
+
+class ModuleHead(Strict):
+    """A module file before its lessons are checked one by one."""
+
+    id: Id
+    title: Annotated[str, Field(min_length=1, max_length=limits.LESSON_TITLE_MAX)]
+    lessons: list[dict] = Field(min_length=1)
 
 
 class CourseMeta(Strict):

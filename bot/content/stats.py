@@ -21,7 +21,9 @@ def course_stats(catalog: Catalog) -> dict[str, Any]:
             "lessons": len(lessons),
             "cards": sum(isinstance(i, Card) for i in items),
             "questions": len(questions),
-            "exercises": sum(lesson.role == "lesson" for lesson in lessons for _ in lesson.questions),
+            "exercises": sum(
+                lesson.role == "lesson" for lesson in lessons for _ in lesson.questions
+            ),
             "ratings": sum(isinstance(i, Rating) for i in questions),
             "with_feedback": sum(not isinstance(i, Confidence) for i in questions),
             "tagged_lessons_share": round(sum(bool(les.tags) for les in lessons) / len(lessons), 4),

@@ -35,8 +35,13 @@ QUIT = ("/quit", "/exit")
 
 
 class TerminalChat:
-    def __init__(self, tutor: Tutor, learner: str, out: TextIO = sys.stdout,
-                 files_dir: Path = Path("tutor-files")):
+    def __init__(
+        self,
+        tutor: Tutor,
+        learner: str,
+        out: TextIO = sys.stdout,
+        files_dir: Path = Path("tutor-files"),
+    ):
         self.tutor = tutor
         self.who = Who(external_id=f"term:{learner}", display_name=learner)
         self.out = out
@@ -87,8 +92,9 @@ class TerminalChat:
                 pass  # the same words always follow as a message
             case Quiz():
                 await self._quiz(action)
-            case Photo(content=content, caption=caption, filename=filename) | Document(
-                content=content, caption=caption, filename=filename
+            case (
+                Photo(content=content, caption=caption, filename=filename)
+                | Document(content=content, caption=caption, filename=filename)
             ):
                 self.files_dir.mkdir(parents=True, exist_ok=True)
                 path = self.files_dir / filename
@@ -117,8 +123,10 @@ class TerminalChat:
 
     async def run(self, stream: TextIO = sys.stdin) -> None:
         echo = not stream.isatty()
-        self.print("RestART Tutor in the terminal. Answer with a number, a label or a command; "
-                   "/quit or Ctrl-D to leave.")
+        self.print(
+            "RestART Tutor in the terminal. Answer with a number, a label or a command; "
+            "/quit or Ctrl-D to leave."
+        )
         await self.send(Command("start"))
         while True:
             self.print()

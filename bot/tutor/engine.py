@@ -108,8 +108,11 @@ class Tutor:
         handler = COMMANDS.get(name)
         if handler is None:
             _ = turn.t._
-            turn.out.say(_("I don't know the command /{name}. Type /help to see what I can do.")
-                         .format(name=name[:32]))
+            turn.out.say(
+                _("I don't know the command /{name}. Type /help to see what I can do.").format(
+                    name=name[:32]
+                )
+            )
             return
         await handler(turn)
 
@@ -131,36 +134,49 @@ class Tutor:
             await flow.typed_while_question(turn, text)
         else:
             _ = turn.t._
-            turn.out.say(_("I work with commands and buttons. Type /today for your lesson "
-                           "or /help for everything else."))
+            turn.out.say(
+                _(
+                    "I work with commands and buttons. Type /today for your lesson "
+                    "or /help for everything else."
+                )
+            )
 
 
 async def _help(turn: Turn) -> None:
     _ = turn.t._
     turn.out.say(
-        _("RestART Tutor: a few minutes of learning a day.\n\n"
-          "/today: continue your lesson\n"
-          "/progress: your progress and streak\n"
-          "/settings: language, time zone, daily time, question style\n"
-          "/language: change the language\n"
-          "/stop: pause the daily reminders\n"
-          "/resume: turn the daily reminders back on\n"
-          "/help: this message")
+        _(
+            "RestART Tutor: a few minutes of learning a day.\n\n"
+            "/today: continue your lesson\n"
+            "/progress: your progress and streak\n"
+            "/settings: language, time zone, daily time, question style\n"
+            "/language: change the language\n"
+            "/stop: pause the daily reminders\n"
+            "/resume: turn the daily reminders back on\n"
+            "/help: this message"
+        )
     )
 
 
 async def _stop(turn: Turn) -> None:
     _ = turn.t._
     turn.learner.nudges_enabled = False
-    turn.out.say(_("Daily reminders are off. Your progress is kept; type /resume to turn them "
-                   "back on, or /today to learn whenever you like."))
+    turn.out.say(
+        _(
+            "Daily reminders are off. Your progress is kept; type /resume to turn them "
+            "back on, or /today to learn whenever you like."
+        )
+    )
 
 
 async def _resume(turn: Turn) -> None:
     _ = turn.t._
     turn.learner.nudges_enabled = True
-    turn.out.say(_("Daily reminders are on again, at {time} ({zone}).").format(
-        time=turn.learner.daily_time or "—", zone=turn.learner.time_zone or "UTC"))
+    turn.out.say(
+        _("Daily reminders are on again, at {time} ({zone}).").format(
+            time=turn.learner.daily_time or "—", zone=turn.learner.time_zone or "UTC"
+        )
+    )
 
 
 COMMANDS = {

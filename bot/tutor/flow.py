@@ -49,15 +49,22 @@ async def today(turn: Turn) -> None:
     done = await turn.repo.completed_lessons(learner.id)
     lesson = turn.catalog.next_lesson(course.id, done)
     if lesson is None:
-        turn.out.say(_("You have finished every lesson of “{course}”. Well done! "
-                       "Type /progress to see your results.").format(course=course.title))
+        turn.out.say(
+            _(
+                "You have finished every lesson of “{course}”. Well done! "
+                "Type /progress to see your results."
+            ).format(course=course.title)
+        )
         return
     learner.lesson_id, learner.item_index = lesson.id, 0
     place = turn.catalog.place(lesson.id)
     module = place.module.title if place else ""
-    turn.out.say(_("📘 {module}\n{lesson}").format(
-        module=turn.t.content(f"{place.module.id}" if place else "", module),
-        lesson=turn.t.content(lesson.id, lesson.title)))
+    turn.out.say(
+        _("📘 {module}\n{lesson}").format(
+            module=turn.t.content(f"{place.module.id}" if place else "", module),
+            lesson=turn.t.content(lesson.id, lesson.title),
+        )
+    )
     await present(turn)
 
 
@@ -98,7 +105,8 @@ def _quiz(turn: Turn, item: SingleChoice | TrueFalse, token: str) -> Quiz:
     tr = turn.t.content
     options = (
         tuple(tr(f"{item.id}.{i}", o.text) for i, o in enumerate(item.options))
-        if isinstance(item, SingleChoice) else (_("True"), _("False"))
+        if isinstance(item, SingleChoice)
+        else (_("True"), _("False"))
     )
     return Quiz(
         token=token,
@@ -119,14 +127,20 @@ def question_text(turn: Turn, item: Question) -> str:
         parts.append("«" + tr(f"{item.id}.post", post) + "»")
     match item:
         case Rating():
-            parts.append(_("How reliable is this post? 1 = not reliable at all, 5 = very reliable."))
+            parts.append(
+                _("How reliable is this post? 1 = not reliable at all, 5 = very reliable.")
+            )
         case Confidence():
             parts.append(tr(item.id, item.prompt) + "\n" + _("1 = not sure at all, 5 = very sure."))
         case SingleChoice() | MultipleChoice():
             parts.append(tr(item.id, item.prompt))
             if not _short_options(item):
-                parts.append("\n".join(f"{LETTERS[i]}. {tr(f'{item.id}.{i}', o.text)}"
-                                       for i, o in enumerate(item.options)))
+                parts.append(
+                    "\n".join(
+                        f"{LETTERS[i]}. {tr(f'{item.id}.{i}', o.text)}"
+                        for i, o in enumerate(item.options)
+                    )
+                )
             if isinstance(item, MultipleChoice):
                 parts.append(_("Choose {n}, then press Check.").format(n=item.choose))
         case TrueFalse():
@@ -157,8 +171,10 @@ def _answer_buttons(turn: Turn, item: Question, token: str, selected: set[int]) 
             return tuple(rows)
         case SingleChoice():
             if _short_options(item):
-                return tuple((Button(tr(f"{item.id}.{i}", o.text), f"a:{token}:{i}"),)
-                             for i, o in enumerate(item.options))
+                return tuple(
+                    (Button(tr(f"{item.id}.{i}", o.text), f"a:{token}:{i}"),)
+                    for i, o in enumerate(item.options)
+                )
             letters = [Button(LETTERS[i], f"a:{token}:{i}") for i in range(len(item.options))]
             return (tuple(letters),)
     return ()
@@ -210,17 +226,22 @@ async def press_answer(turn: Turn, rest: str) -> None:
 async def toggle(turn: Turn, rest: str) -> None:
     parsed = _parse_choice(rest)
     current = _current(turn)
-    if (parsed is None or current is None or parsed[0] != turn.learner.pending_token
-            or not isinstance(current[1], MultipleChoice)
-            or parsed[1] >= len(current[1].options)):
+    if (
+        parsed is None
+        or current is None
+        or parsed[0] != turn.learner.pending_token
+        or not isinstance(current[1], MultipleChoice)
+        or parsed[1] >= len(current[1].options)
+    ):
         await _stale(turn, parsed[0] if parsed else rest)
         return
     item = current[1]
     selected = _selection(turn)
     selected ^= {parsed[1]}
     turn.learner.pending_selection = ",".join(str(i) for i in sorted(selected))
-    turn.out.actions.append(EditPressed(question_text(turn, item),
-                                        _answer_buttons(turn, item, parsed[0], selected)))
+    turn.out.actions.append(
+        EditPressed(question_text(turn, item), _answer_buttons(turn, item, parsed[0], selected))
+    )
 
 
 def _selection(turn: Turn) -> set[int]:
@@ -258,15 +279,24 @@ async def answer(turn: Turn, token: str, chosen: tuple[int, ...], from_poll: boo
         return
     result = grade(item, chosen)
     await turn.repo.record_answer(
-        learner.id, question_id=item.id, lesson_id=lesson.id, token=token,
-        choice=result.choice, correct=result.correct, at=turn.now,
+        learner.id,
+        question_id=item.id,
+        lesson_id=lesson.id,
+        token=token,
+        choice=result.choice,
+        correct=result.correct,
+        at=turn.now,
     )
     learner.pending_token = None
     learner.pending_selection = None
     if not from_poll:
-        turn.out.actions.append(EditPressed(
-            question_text(turn, item) + "\n\n" + _("Your answer: {answer}").format(
-                answer=_chosen_label(turn, item, chosen))))
+        turn.out.actions.append(
+            EditPressed(
+                question_text(turn, item)
+                + "\n\n"
+                + _("Your answer: {answer}").format(answer=_chosen_label(turn, item, chosen))
+            )
+        )
     turn.out.say(feedback_text(turn, item, result.correct, result.feedback))
     learner.item_index += 1
     await present(turn)
@@ -278,13 +308,13 @@ def _chosen_label(turn: Turn, item: Question, chosen: tuple[int, ...]) -> str:
         case TrueFalse():
             return _("True") if chosen == (0,) else _("False")
         case SingleChoice() | MultipleChoice():
-            return "; ".join(turn.t.content(f"{item.id}.{i}", item.options[i].text)
-                             for i in chosen)
+            return "; ".join(turn.t.content(f"{item.id}.{i}", item.options[i].text) for i in chosen)
     return str(chosen[0] + 1)
 
 
-def feedback_text(turn: Turn, item: Question, correct: bool | None,
-                  feedback: tuple[str, ...]) -> str:
+def feedback_text(
+    turn: Turn, item: Question, correct: bool | None, feedback: tuple[str, ...]
+) -> str:
     _ = turn.t._
     tr = turn.t.content
     if correct is None:
@@ -296,8 +326,9 @@ def feedback_text(turn: Turn, item: Question, correct: bool | None,
             picked = [i for i, o in enumerate(item.options) if o.feedback in feedback]
             lines += [tr(f"{item.id}.{i}.fb", item.options[i].feedback) for i in picked]
             if not correct:
-                right = "; ".join(tr(f"{item.id}.{i}", item.options[i].text)
-                                  for i in item.correct_ids)
+                right = "; ".join(
+                    tr(f"{item.id}.{i}", item.options[i].text) for i in item.correct_ids
+                )
                 lines.append(_("The right answer: {answer}").format(answer=right))
             lines.append(tr(f"{item.id}.why", item.explanation))
         case TrueFalse():
@@ -320,12 +351,16 @@ async def typed_while_question(turn: Turn, text: str) -> None:
         if stripped.isdigit() and 1 <= int(stripped) <= count:
             await answer(turn, token, (int(stripped) - 1,))
             return
-        if len(stripped) == 1 and stripped in LETTERS[:count] and not isinstance(
-                current[1], (Rating, Confidence, MultipleChoice)):
+        if (
+            len(stripped) == 1
+            and stripped in LETTERS[:count]
+            and not isinstance(current[1], (Rating, Confidence, MultipleChoice))
+        ):
             await answer(turn, token, (LETTERS.index(stripped),))
             return
-    turn.out.say(_("Please answer with the buttons under the question. "
-                   "Type /today to see it again."))
+    turn.out.say(
+        _("Please answer with the buttons under the question. Type /today to see it again.")
+    )
 
 
 async def _finish(turn: Turn, lesson: Lesson | None) -> None:
@@ -351,8 +386,11 @@ async def _finish(turn: Turn, lesson: Lesson | None) -> None:
     lines = [_("🎉 Lesson complete: {title}").format(title=turn.t.content(lesson.id, lesson.title))]
     if graded:
         lines.append(_("{right} of {total} answers right.").format(right=right, total=len(graded)))
-    lines.append(turn.t.ngettext("🔥 Streak: {n} day", "🔥 Streak: {n} days", streak.current)
-                 .format(n=streak.current))
+    lines.append(
+        turn.t.ngettext("🔥 Streak: {n} day", "🔥 Streak: {n} days", streak.current).format(
+            n=streak.current
+        )
+    )
     done = await turn.repo.completed_lessons(learner.id)
     following = turn.catalog.next_lesson(course_id, done)
     if following is None:

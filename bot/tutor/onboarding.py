@@ -45,12 +45,20 @@ async def start(turn: Turn, who: Who, args: str) -> None:
         _ = turn.t._
     learner.onboarding = "language"
     turn.out.say(
-        _("Welcome to RestART Tutor: a few minutes a day of digital and transversal skills "
-          "for people in the cultural and creative sector.") + "\n\n" + privacy_notice(turn)
+        _(
+            "Welcome to RestART Tutor: a few minutes a day of digital and transversal skills "
+            "for people in the cultural and creative sector."
+        )
+        + "\n\n"
+        + privacy_notice(turn)
     )
     if who.language_code and not proposed:
-        turn.out.say(_("I don't speak your Telegram language yet; I'll use English. "
-                       "You can choose another language below."))
+        turn.out.say(
+            _(
+                "I don't speak your Telegram language yet; I'll use English. "
+                "You can choose another language below."
+            )
+        )
     await ask_language(turn)
 
 
@@ -71,8 +79,10 @@ async def choose_language(turn: Turn, code: str) -> None:
     if turn.learner.onboarding == "language":
         turn.learner.onboarding = "zone"
         await ask_zone(turn)
-    else:
-        turn.out.say(_("Language set to {language}.").format(language=LANGUAGES[code]))
+        return
+    turn.out.say(_("Language set to {language}.").format(language=LANGUAGES[code]))
+    if turn.learner.onboarding != "done":
+        await resume(turn)
 
 
 async def ask_zone(turn: Turn) -> None:
@@ -81,8 +91,10 @@ async def ask_zone(turn: Turn) -> None:
     buttons = [Button(_(city), f"tz:{i}") for i, (city, _zone) in enumerate(CITY_CHOICES)]
     buttons.append(Button(_("UTC offset"), "tz:offset"))
     turn.out.say(
-        _("Which time zone are you in? Pick a city, or type your city "
-          "(for example Lisbon or New York) or an offset such as UTC+2."),
+        _(
+            "Which time zone are you in? Pick a city, or type your city "
+            "(for example Lisbon or New York) or an offset such as UTC+2."
+        ),
         _rows(buttons, 3),
     )
 
@@ -91,8 +103,10 @@ async def choose_zone(turn: Turn, value: str) -> None:
     _ = turn.t._
     if value == "offset":
         buttons = [Button(o, f"tz:{o}") for o in OFFSET_CHOICES]
-        turn.out.say(_("Pick your offset from UTC, or type one (for example UTC-3 or +05:45)."),
-                     _rows(buttons, 3))
+        turn.out.say(
+            _("Pick your offset from UTC, or type one (for example UTC-3 or +05:45)."),
+            _rows(buttons, 3),
+        )
         return
     if value.isdigit() and int(value) < len(CITY_CHOICES):
         zone: str | None = CITY_CHOICES[int(value)][1]
@@ -119,8 +133,13 @@ async def ask_time(turn: Turn) -> None:
     _ = turn.t._
     turn.learner.awaiting = "time"
     buttons = [Button(t, f"tm:{t}") for t in TIME_CHOICES]
-    turn.out.say(_("At what time of day shall I send your daily lesson? Pick one or type a "
-                   "time such as 08:15."), _rows(buttons, 3))
+    turn.out.say(
+        _(
+            "At what time of day shall I send your daily lesson? Pick one or type a "
+            "time such as 08:15."
+        ),
+        _rows(buttons, 3),
+    )
 
 
 async def choose_time(turn: Turn, value: str) -> None:
@@ -142,9 +161,10 @@ async def _set_time(turn: Turn, daily: str) -> None:
         course = turn.catalog.default_course()
         learner.course_id = learner.course_id or course.id
         turn.out.say(
-            _("All set! Every day at {time} ({zone}) I'll remind you of your next lesson. "
-              "Your first course is “{course}”.").format(
-                time=daily, zone=learner.time_zone or "UTC", course=course.title),
+            _(
+                "All set! Every day at {time} ({zone}) I'll remind you of your next lesson. "
+                "Your first course is “{course}”."
+            ).format(time=daily, zone=learner.time_zone or "UTC", course=course.title),
             ((Button(_("Start the first lesson"), "today"),),),
         )
     else:
@@ -157,15 +177,23 @@ async def typed(turn: Turn, text: str) -> None:
     if turn.learner.awaiting == "zone":
         zone = parse_zone(text)
         if zone is None:
-            turn.out.say(_("I could not find the time zone “{text}”. Try a city such as Rome or "
-                           "Buenos Aires, or an offset such as UTC+2.").format(text=text[:60]))
+            turn.out.say(
+                _(
+                    "I could not find the time zone “{text}”. Try a city such as Rome or "
+                    "Buenos Aires, or an offset such as UTC+2."
+                ).format(text=text[:60])
+            )
             return
         await _set_zone(turn, zone)
     elif turn.learner.awaiting == "time":
         daily = parse_daily_time(text)
         if daily is None:
-            turn.out.say(_("“{text}” is not a time of day. Please write it as hours and minutes, "
-                           "for example 08:15 or 19:30.").format(text=text[:60]))
+            turn.out.say(
+                _(
+                    "“{text}” is not a time of day. Please write it as hours and minutes, "
+                    "for example 08:15 or 19:30."
+                ).format(text=text[:60])
+            )
             return
         await _set_time(turn, daily)
     else:
@@ -191,12 +219,17 @@ async def settings(turn: Turn) -> None:
     learner = turn.learner
     on, off = _("on"), _("off")
     style = _("quiz polls") if learner.quiz_mode == "poll" else _("buttons")
-    text = _("Your settings\n"
-             "Language: {language}\nTime zone: {zone}\nDaily time: {time}\n"
-             "Daily reminders: {nudges}\nQuestions as: {style}").format(
+    text = _(
+        "Your settings\n"
+        "Language: {language}\nTime zone: {zone}\nDaily time: {time}\n"
+        "Daily reminders: {nudges}\nQuestions as: {style}"
+    ).format(
         language=LANGUAGES.get(learner.language, learner.language),
-        zone=learner.time_zone or "UTC", time=learner.daily_time or "—",
-        nudges=on if learner.nudges_enabled else off, style=style)
+        zone=learner.time_zone or "UTC",
+        time=learner.daily_time or "—",
+        nudges=on if learner.nudges_enabled else off,
+        style=style,
+    )
     buttons = (
         (Button(_("Language"), "set:lang"), Button(_("Time zone"), "set:zone")),
         (Button(_("Daily time"), "set:time"), Button(_("Question style"), "set:quiz")),
@@ -216,12 +249,17 @@ async def settings_press(turn: Turn, what: str) -> None:
         await ask_time(turn)
     elif what == "quiz":
         learner.quiz_mode = "buttons" if learner.quiz_mode == "poll" else "poll"
-        turn.out.say(_("Questions will come as Telegram quiz polls where they fit.")
-                     if learner.quiz_mode == "poll"
-                     else _("Questions will come with answer buttons."))
+        turn.out.say(
+            _("Questions will come as Telegram quiz polls where they fit.")
+            if learner.quiz_mode == "poll"
+            else _("Questions will come with answer buttons.")
+        )
     elif what == "nudges":
         learner.nudges_enabled = not learner.nudges_enabled
-        turn.out.say(_("Daily reminders are on.") if learner.nudges_enabled
-                     else _("Daily reminders are off."))
+        turn.out.say(
+            _("Daily reminders are on.")
+            if learner.nudges_enabled
+            else _("Daily reminders are off.")
+        )
     else:
         turn.out.say(_("That button no longer works. Type /settings to choose again."))

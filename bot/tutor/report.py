@@ -32,21 +32,36 @@ async def progress(turn: Turn) -> None:
         for module in course.modules:
             count = sum(les.id in done for les in module.lessons)
             mark = "✅" if count == len(module.lessons) else "▫️"
-            lines.append(_("{mark} {module}: {done}/{total} lessons").format(
-                mark=mark, module=t.content(module.id, module.title),
-                done=count, total=len(module.lessons)))
+            lines.append(
+                _("{mark} {module}: {done}/{total} lessons").format(
+                    mark=mark,
+                    module=t.content(module.id, module.title),
+                    done=count,
+                    total=len(module.lessons),
+                )
+            )
     lines.append("")
     if first:
         right = sum(first.values())
-        lines.append(_("Accuracy: {percent} ({right} of {total} first answers right)").format(
-            percent=t.percent(right / len(first)), right=right, total=len(first)))
+        lines.append(
+            _("Accuracy: {percent} ({right} of {total} first answers right)").format(
+                percent=t.percent(right / len(first)), right=right, total=len(first)
+            )
+        )
     else:
         lines.append(_("Accuracy: no answers yet"))
-    lines.append(t.ngettext("🔥 Streak: {n} day", "🔥 Streak: {n} days", streak.current)
-                 .format(n=streak.current) + " · " +
-                 _("best: {best}").format(best=streak.best))
-    lines.append(t.ngettext("❄️ {n} streak freeze saved", "❄️ {n} streak freezes saved",
-                            streak.freezes).format(n=streak.freezes))
+    lines.append(
+        t.ngettext("🔥 Streak: {n} day", "🔥 Streak: {n} days", streak.current).format(
+            n=streak.current
+        )
+        + " · "
+        + _("best: {best}").format(best=streak.best)
+    )
+    lines.append(
+        t.ngettext(
+            "❄️ {n} streak freeze saved", "❄️ {n} streak freezes saved", streak.freezes
+        ).format(n=streak.freezes)
+    )
     if streak.current and not streak.practised_today:
         lines.append(_("Do a lesson today to keep your streak going: /today"))
     turn.out.say("\n".join(lines))

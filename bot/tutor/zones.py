@@ -7,7 +7,7 @@ people who prefer to give one. Both resolve to a tzinfo here and nowhere else.
 from __future__ import annotations
 
 import re
-from datetime import time, timedelta, timezone, tzinfo
+from datetime import UTC, time, timedelta, timezone, tzinfo
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -64,14 +64,14 @@ def parse_zone(text: str) -> str | None:
 def resolve_zone(name: str | None) -> tzinfo:
     """The tzinfo for a stored zone name; UTC when unset or no longer known."""
     if not name or name == "UTC":
-        return timezone.utc
+        return UTC
     if name.startswith("UTC") and len(name) == 9:
         sign = -1 if name[3] == "-" else 1
         return timezone(sign * timedelta(hours=int(name[4:6]), minutes=int(name[7:9])))
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
+        return UTC
 
 
 def parse_daily_time(text: str) -> str | None:

@@ -1,0 +1,117 @@
+"""The repository and migrations, on SQLite and on PostgreSQL (a throwaway cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from bot.tutor.engine import Tutor
+from bot.tutor.events import Command, Press, Who
+from storage.db import create_engine, current_revision, upgrade
+from storage.models import Base
+from tests.chat import Chat, take_lesson
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+WHO = Who("tg:42", chat_id=42, display_name="Ada")
+
+
+async def test_migrations_match_the_models(db_url):
+    engine = create_engine(db_url)
+    await upgrade(engine)
+    assert await current_revision(engine) is not None
+
+    def diff(conn):
+        return compare_metadata(MigrationContext.configure(conn), Base.metadata)
+
+    async with engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+    await upgrade(engine)  # running again is harmless
+    await engine.dispose()
+
+
+async def test_learner_is_created_once_and_keeps_its_chat(store):
+    async with store.unit() as repo:
+        first = await repo.learner(WHO, NOW)
+        first.language = "it"
+    async with store.unit() as repo:
+        again = await repo.learner(WHO, NOW)
+        assert again.id == first.id and again.language == "it" and again.chat_id == 42
+
+
+async def test_answers_are_unique_per_presentation(store):
+    async with store.unit() as repo:
+        learner = await repo.learner(WHO, NOW)
+        kwargs = dict(
+            question_id="q1", lesson_id="l1", token="tok1", choice="0", correct=True, at=NOW
+        )
+        assert await repo.record_answer(learner.id, **kwargs) is True
+        assert await repo.record_answer(learner.id, **kwargs) is False
+        assert await repo.answered(learner.id, "tok1")
+        assert not await repo.answered(learner.id, "tok2")
+        facts = await repo.answers(learner.id)
+        assert [(f.question_id, f.correct, f.answered_at) for f in facts] == [("q1", True, NOW)]
+
+
+async def test_lessons_days_and_polls(store):
+    async with store.unit() as repo:
+        learner = await repo.learner(WHO, NOW)
+        assert await repo.complete_lesson(learner.id, "l1", "c", NOW)
+        assert not await repo.complete_lesson(learner.id, "l1", "c", NOW)
+        await repo.add_practice_day(learner.id, date(2026, 3, 2))
+        await repo.add_practice_day(learner.id, date(2026, 3, 2))
+        await repo.add_practice_day(learner.id, date(2026, 3, 1))
+        await repo.link_poll("p1", learner.id, "tok", NOW)
+    async with store.unit() as repo:
+        assert await repo.completed_lessons(learner.id) == {"l1"}
+        assert await repo.practice_days(learner.id) == [date(2026, 3, 1), date(2026, 3, 2)]
+        assert await repo.poll_token(learner.id, "p1") == "tok"
+        assert await repo.poll_token(learner.id + 1, "p1") is None
+
+
+async def test_a_failed_unit_rolls_back(store):
+    try:
+        async with store.unit() as repo:
+            learner = await repo.learner(WHO, NOW)
+            await repo.complete_lesson(learner.id, "l1", "c", NOW)
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    async with store.unit() as repo:
+        learner = await repo.learner(WHO, NOW)
+        assert await repo.completed_lessons(learner.id) == set()
+
+
+async def test_full_lesson_journey_on_each_database(store, catalog, clock):
+    tutor = Tutor(catalog, store, clock=clock)
+    chat = Chat(tutor)
+    await chat.onboard()
+    await chat.command("today")
+    await take_lesson(chat, catalog.courses["mooc-art"].lessons[0])
+    await chat.command("progress")
+    assert "Streak: 1 day" in chat.said
+
+
+async def test_concurrent_presses_of_one_learner_record_one_answer(store, catalog, clock):
+    """Two copies of the same update handled at once (a retried webhook, say)."""
+    tutor = Tutor(catalog, store, clock=clock)
+    chat = Chat(tutor)
+    await chat.onboard()
+    await chat.command("today")
+    while chat.keyboard and chat.keyboard[0].label.startswith("Continue"):
+        await chat.press("Continue")
+    data = chat.keyboard[0].data
+    await asyncio.gather(*(tutor.handle(chat.who, Press(data)) for _ in range(5)))
+    async with store.sessions() as s:
+        assert await s.scalar(text("select count(*) from answers")) == 1
+
+
+async def test_many_learners_at_once(store, catalog, clock):
+    tutor = Tutor(catalog, store, clock=clock)
+    whos = [Who(f"tg:{i}", chat_id=i) for i in range(20)]
+    await asyncio.gather(*(tutor.handle(w, Command("start")) for w in whos))
+    async with store.sessions() as s:
+        assert await s.scalar(text("select count(*) from learners")) == 20
