@@ -40,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     stats = lessons_sub.add_parser("stats", help="counts per course")
     stats.add_argument("--json", action="store_true", help="print JSON")
 
+    run = sub.add_parser("run", help="run the tutor on Telegram (needs TELEGRAM_BOT_TOKEN)")
+    run.add_argument("--transport", choices=("aiogram", "ptb"),
+                     help="framework (default: $TUTOR_TRANSPORT or aiogram)")
+    run.add_argument("--webhook-url", help="public HTTPS URL for webhook mode (default: polling)")
+    run.add_argument("--listen", default="0.0.0.0", help="address of the HTTP server")
+    run.add_argument("--port", type=int, default=8080, help="port for /healthz and the webhook")
+
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply the migrations")
@@ -62,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(_chat(settings, args.learner))
             case "db":
                 return asyncio.run(_db_upgrade(settings))
+            case "run":
+                return _run(args, settings)
     except ContentInvalid as exc:
         print("The course content has errors; fix them and start again:", file=sys.stderr)
         for error in exc.errors:
@@ -109,6 +118,34 @@ async def _chat(settings: Settings, learner: str) -> int:
         await TerminalChat(app.tutor, learner).run()
     finally:
         await app.close()
+    return 0
+
+
+NO_TOKEN = (
+    "No TELEGRAM_BOT_TOKEN set: create a bot with @BotFather in Telegram (/newbot), put its token "
+    "in TELEGRAM_BOT_TOKEN and run again, or try the tutor without Telegram: restart-tutor chat"
+)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.logs import configure_logging
+    from bot.runtime import RunOptions, run
+
+    if not settings.bot_token:
+        print(NO_TOKEN, file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    options = RunOptions(
+        transport=args.transport or settings.transport,
+        webhook_url=args.webhook_url or settings.webhook_url,
+        webhook_secret=settings.webhook_secret,
+        listen=args.listen,
+        port=args.port,
+    )
+    if options.transport not in ("aiogram", "ptb"):
+        print(f"Unknown transport {options.transport!r}: use aiogram or ptb.", file=sys.stderr)
+        return 2
+    asyncio.run(run(settings, options))
     return 0
 
 

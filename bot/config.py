@@ -26,6 +26,8 @@ class Settings:
     transport: str = "aiogram"
     admins: frozenset[int] = frozenset()
     log_format: str = "text"
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -39,4 +41,6 @@ class Settings:
             transport=(env.get("TUTOR_TRANSPORT") or "aiogram").lower(),
             admins=_ids(env.get("TUTOR_ADMINS", "")),
             log_format=(env.get("LOG_FORMAT") or "text").lower(),
+            webhook_url=env.get("TUTOR_WEBHOOK_URL") or None,
+            webhook_secret=env.get("TUTOR_WEBHOOK_SECRET") or None,
         )

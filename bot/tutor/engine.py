@@ -16,7 +16,18 @@ from pathlib import Path
 from bot.content import Catalog
 from bot.i18n import LOCALES_DIR, Translator
 from bot.tutor import flow, onboarding, report
-from bot.tutor.events import Action, Command, Event, Outcome, PollAnswer, Press, Text, Who
+from bot.tutor.events import (
+    Action,
+    ChatStatus,
+    Command,
+    Event,
+    Outcome,
+    PollAnswer,
+    Press,
+    Text,
+    Unsupported,
+    Who,
+)
 from bot.tutor.ports import Clock, LearnerState, Repository, Store, utcnow
 from bot.tutor.streaks import StreakPolicy
 from bot.tutor.zones import resolve_zone
@@ -82,9 +93,23 @@ class Tutor:
 
     async def _route(self, turn: Turn, who: Who, event: Event) -> None:
         learner = turn.learner
+        if isinstance(event, ChatStatus):
+            learner.active = not event.blocked
+            log.info(
+                "learner %s %s the bot", learner.id, "blocked" if event.blocked else "unblocked"
+            )
+            return
         if not learner.active:
             learner.active = True  # a learner who writes to us has unblocked the bot
         match event:
+            case Unsupported():
+                _ = turn.t._
+                turn.out.say(
+                    _(
+                        "I can only read text, commands and buttons. "
+                        "Type /today for your lesson or /help for more."
+                    )
+                )
             case Command(name=name, args=args):
                 await self._command(turn, who, name.lower(), args[:MAX_TEXT])
             case Press(data=data):

@@ -42,7 +42,21 @@ class PollAnswer:
     option_ids: tuple[int, ...]
 
 
-Event = Command | Text | Press | PollAnswer
+@dataclass(frozen=True)
+class ChatStatus:
+    """The learner blocked (`blocked=True`) or unblocked the bot."""
+
+    blocked: bool
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """Something we cannot read: a sticker, a photo, a voice note…"""
+
+    kind: str
+
+
+Event = Command | Text | Press | PollAnswer | ChatStatus | Unsupported
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,64 @@
+"""Logging set-up: plain text or one JSON object a line, and the bot token never in a log line.
+
+httpx (under python-telegram-bot) and aiohttp log request URLs, and a Bot API URL contains the
+token; the redacting filter on our handler replaces it wherever it appears, and those chatty
+loggers are kept at WARNING.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+from bot.config import Settings
+
+REDACTED = "<token>"
+
+
+class RedactToken(logging.Filter):
+    def __init__(self, secrets: list[str]):
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, REDACTED)
+            record.msg, record.args = message, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            for secret in self.secrets:
+                text = text.replace(secret, REDACTED)
+            record.exc_text, record.exc_info = text, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_text:
+            entry["error"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(settings: Settings, level: int = logging.INFO) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactToken([settings.bot_token or "", settings.webhook_secret or ""]))
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for chatty in ("httpx", "httpcore", "aiohttp.access", "apscheduler"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    return handler

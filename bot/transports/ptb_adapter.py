@@ -1,0 +1,83 @@
+"""python-telegram-bot 22 adapter: updates from PTB's Application, calls through PTB's Bot.
+
+PTB processes updates one at a time by default; the engine is safe under concurrency (each
+update is one database transaction with the learner row locked), so we let PTB run them
+concurrently like aiogram does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from telegram import InputFile, Update
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.transports.telegram import ALLOWED_UPDATES, FileUpload, SendError, TelegramGateway
+
+CONCURRENT_UPDATES = 64
+
+
+class PtbApi:
+    def __init__(self, application: Application):
+        self.bot = application.bot
+
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        values = {k: InputFile(v.content, filename=v.filename) if isinstance(v, FileUpload) else v
+                  for k, v in params.items()}
+        try:
+            return await self.bot.do_api_request(method, api_kwargs=values)
+        except RetryAfter as exc:
+            wait = exc.retry_after
+            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            raise SendError("retry_after", exc.message, seconds) from exc
+        except (Forbidden, InvalidToken) as exc:
+            raise SendError("blocked", exc.message) from exc
+        except BadRequest as exc:  # a subclass of NetworkError: must come first
+            raise SendError("bad_request", exc.message) from exc
+        except (NetworkError, asyncio.TimeoutError) as exc:
+            raise SendError("transient", str(exc)) from exc
+
+
+class PtbRunner:
+    name = "ptb"
+
+    def __init__(self, token: str, api_base: str | None, gateway: TelegramGateway):
+        builder = ApplicationBuilder().token(token).concurrent_updates(CONCURRENT_UPDATES)
+        if api_base:
+            builder = builder.base_url(f"{api_base.rstrip('/')}/bot")
+        self.app = builder.build()
+        self.api = PtbApi(self.app)
+        self.gateway = gateway
+        self.app.add_handler(TypeHandler(Update, self._on_update))
+        self._started = False
+
+    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self.gateway.handle(update.to_dict(), self.api)
+
+    async def start(self) -> str:
+        await self.app.initialize()
+        await self.app.start()
+        self._started = True
+        return self.app.bot.username or ""
+
+    async def poll(self, polling_timeout: int = 25) -> None:
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(allowed_updates=ALLOWED_UPDATES,
+                                             timeout=polling_timeout, poll_interval=0)
+        await asyncio.Event().wait()  # until cancelled
+
+    async def stop_polling(self) -> None:
+        if self.app.updater and self.app.updater.running:
+            await self.app.updater.stop()
+
+    async def feed(self, raw: dict[str, Any]) -> None:
+        await self.app.process_update(Update.de_json(raw, self.app.bot))
+
+    async def close(self) -> None:
+        await self.stop_polling()
+        if self._started:
+            await self.app.stop()
+            await self.app.shutdown()
