@@ -46,7 +46,9 @@ class Catalog:
         frameworks: FrameworkFile | None = None,
         toolkit: ToolkitFile | None = None,
     ):
-        self.courses: dict[str, Course] = {c.id: c for c in courses}
+        self.courses: dict[str, Course] = {
+            c.id: c for c in sorted(courses, key=lambda c: (c.order, c.id))
+        }
         self.frameworks = frameworks
         self.toolkit = toolkit
         self._lessons: dict[str, Place] = {}

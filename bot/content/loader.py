@@ -220,6 +220,7 @@ def _load_course(col: _Collector, folder: Path) -> _LoadedCourse:
             title=meta.title,
             summary=meta.summary,
             pass_mark=meta.pass_mark,
+            order=meta.order,
             modules=tuple(
                 Module(id=h.id, title=h.title, lessons=[les for _, les in m.lessons])
                 for h, m in zip(heads, loaded, strict=True)

@@ -209,6 +209,7 @@ class CourseMeta(Strict):
     title: Annotated[str, Field(min_length=1, max_length=200)]
     summary: Text
     pass_mark: int = Field(default=70, ge=0, le=100)
+    order: int = 100
 
 
 class Course(Strict):
@@ -217,6 +218,7 @@ class Course(Strict):
     summary: str
     pass_mark: int
     modules: tuple[Module, ...]
+    order: int = 100
 
     @property
     def lessons(self) -> list[Lesson]:
