@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench install clean i18n
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
+
+# Re-extract translatable strings and update every catalog (then translate the new entries).
+i18n: $(VENV)/.installed-test
+	$(BIN)/pybabel extract -F locales/babel-messages.cfg -k _ -k ngettext:1,2 \
+		--add-comments=TRANSLATORS: --no-wrap --sort-by-file --project "RestART Tutor" \
+		-o locales/messages.pot .
+	$(BIN)/pybabel extract -F locales/babel-lessons.cfg --no-wrap --sort-by-file \
+		--project "RestART Tutor lessons" -o locales/lessons.pot .
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-wrap --ignore-pot-creation-date
+	$(BIN)/pybabel update -i locales/lessons.pot -d locales -D lessons --no-wrap --ignore-pot-creation-date
 
 clean:
 	rm -rf $(VENV) demo.db* tutor-files .pytest_cache .ruff_cache

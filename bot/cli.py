@@ -41,8 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print JSON")
 
     run = sub.add_parser("run", help="run the tutor on Telegram (needs TELEGRAM_BOT_TOKEN)")
-    run.add_argument("--transport", choices=("aiogram", "ptb"),
-                     help="framework (default: $TUTOR_TRANSPORT or aiogram)")
+    run.add_argument(
+        "--transport",
+        choices=("aiogram", "ptb"),
+        help="framework (default: $TUTOR_TRANSPORT or aiogram)",
+    )
     run.add_argument("--webhook-url", help="public HTTPS URL for webhook mode (default: polling)")
     run.add_argument("--listen", default="0.0.0.0", help="address of the HTTP server")
     run.add_argument("--port", type=int, default=8080, help="port for /healthz and the webhook")

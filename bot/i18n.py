@@ -50,16 +50,18 @@ def compile_catalogs(locales_dir: Path = LOCALES_DIR) -> list[Path]:
 
 @cache
 def _translations(language: str, locales_dir: Path) -> gettext.NullTranslations:
-    if language == DEFAULT_LANGUAGE:
-        return gettext.NullTranslations()
-    merged: gettext.NullTranslations = gettext.NullTranslations()
-    found = Translations.load(str(locales_dir), [language], "messages")
-    if isinstance(found, Translations):
-        merged = found
-        lessons = Translations.load(str(locales_dir), [language], "lessons")
-        if isinstance(lessons, Translations):
-            merged.add(lessons, merge=False)
-    return merged
+    """The interface and lesson catalogs of one language, merged (contexts keep them apart)."""
+    merged: Translations | None = None
+    if language != DEFAULT_LANGUAGE:
+        for domain in DOMAINS:
+            found = Translations.load(str(locales_dir), [language], domain)
+            if not isinstance(found, Translations):
+                continue
+            if merged is None:
+                merged = found
+            else:
+                merged.merge(found)
+    return merged or gettext.NullTranslations()
 
 
 class Translator:

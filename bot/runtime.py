@@ -43,8 +43,9 @@ class Runner(Protocol):
     async def close(self) -> None: ...
 
 
-def make_runner(transport: str, token: str, api_base: str | None,
-                gateway: TelegramGateway) -> Runner:
+def make_runner(
+    transport: str, token: str, api_base: str | None, gateway: TelegramGateway
+) -> Runner:
     if transport == "ptb":
         from bot.transports.ptb_adapter import PtbRunner
 
@@ -117,8 +118,9 @@ class TelegramService:
             raise ValueError("no token")
         self.app = self.app or await build_app(self.settings)
         gateway = TelegramGateway(self.app.tutor, self.settings.lessons_dir)
-        self.runner = make_runner(self.options.transport, self.settings.bot_token,
-                                  self.settings.api_base, gateway)
+        self.runner = make_runner(
+            self.options.transport, self.settings.bot_token, self.settings.api_base, gateway
+        )
         gateway.bot_username = await self.runner.start()
         for menu in command_menus():
             await self.runner.api.call("setMyCommands", menu)
@@ -127,9 +129,14 @@ class TelegramService:
             path = urlparse(self.options.webhook_url).path or "/"
             web_app = webhook_app(self.runner, path, secret)
             await self._serve(web_app)
-            await self.runner.api.call("setWebhook", {
-                "url": self.options.webhook_url, "secret_token": secret,
-                "allowed_updates": ALLOWED_UPDATES})
+            await self.runner.api.call(
+                "setWebhook",
+                {
+                    "url": self.options.webhook_url,
+                    "secret_token": secret,
+                    "allowed_updates": ALLOWED_UPDATES,
+                },
+            )
         else:
             await self._serve(health_app())
             await self.runner.api.call("deleteWebhook", {})
@@ -140,7 +147,7 @@ class TelegramService:
         await self._web.setup()
         self.site = web.TCPSite(self._web, self.options.listen, self.options.port)
         await self.site.start()
-        server = self.site._server  # noqa: SLF001 - the only way to learn a port-0 binding
+        server = self.site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.options.port
 
@@ -168,8 +175,9 @@ async def run(settings: Settings, options: RunOptions) -> None:
             loop.add_signal_handler(sig, stop.set)
     await service.start()
     mode = f"webhook {options.webhook_url}" if options.webhook_url else "long polling"
-    log.info("RestART Tutor running on %s (%s), health on port %s", options.transport, mode,
-             service.port)
+    log.info(
+        "RestART Tutor running on %s (%s), health on port %s", options.transport, mode, service.port
+    )
     try:
         await stop.wait()
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot.content.localize import Translate, translate_course
 from bot.content.model import (
     Card,
     Course,
@@ -72,6 +73,11 @@ class Catalog:
         self.resources: dict[str, Resource] = (
             {r.id: r for r in toolkit.resources} if toolkit else {}
         )
+
+    def localized(self, translate: Translate) -> Catalog:
+        """A copy with every course string passed through `translate(context, text)`."""
+        courses = [translate_course(c, translate) for c in self.courses.values()]
+        return Catalog(courses, self.frameworks, self.toolkit)
 
     def knows_tag(self, tag: str) -> bool:
         return tag in self.competences

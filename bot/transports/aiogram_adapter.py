@@ -6,7 +6,6 @@ Thin on purpose: every update goes to `TelegramGateway`; aiogram's typed errors 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiogram.methods
@@ -28,8 +27,10 @@ from bot.transports.telegram import ALLOWED_UPDATES, FileUpload, SendError, Tele
 
 def _method(name: str, params: dict[str, Any]) -> aiogram.methods.TelegramMethod:
     cls = getattr(aiogram.methods, name[0].upper() + name[1:])
-    values = {k: BufferedInputFile(v.content, v.filename) if isinstance(v, FileUpload) else v
-              for k, v in params.items()}
+    values = {
+        k: BufferedInputFile(v.content, v.filename) if isinstance(v, FileUpload) else v
+        for k, v in params.items()
+    }
     return cls(**values)
 
 
@@ -46,7 +47,7 @@ class AiogramApi:
             raise SendError("blocked", exc.message) from exc
         except TelegramBadRequest as exc:
             raise SendError("bad_request", exc.message) from exc
-        except (TelegramServerError, TelegramNetworkError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, TelegramServerError, TelegramNetworkError) as exc:
             raise SendError("transient", str(exc)) from exc
 
 
@@ -59,9 +60,15 @@ class AiogramRunner:
         self.api = AiogramApi(self.bot)
         self.gateway = gateway
         self.dp = Dispatcher()
-        for observer in (self.dp.message, self.dp.callback_query, self.dp.poll_answer,
-                         self.dp.my_chat_member, self.dp.inline_query, self.dp.edited_message,
-                         self.dp.channel_post):
+        for observer in (
+            self.dp.message,
+            self.dp.callback_query,
+            self.dp.poll_answer,
+            self.dp.my_chat_member,
+            self.dp.inline_query,
+            self.dp.edited_message,
+            self.dp.channel_post,
+        ):
             observer.register(self._on_event)
 
     async def _on_event(self, _event: Any, event_update: Update) -> None:
@@ -73,12 +80,16 @@ class AiogramRunner:
         return me.username or ""
 
     async def poll(self, polling_timeout: int = 25) -> None:
-        await self.dp.start_polling(self.bot, allowed_updates=ALLOWED_UPDATES,
-                                    polling_timeout=polling_timeout, handle_signals=False,
-                                    close_bot_session=False)
+        await self.dp.start_polling(
+            self.bot,
+            allowed_updates=ALLOWED_UPDATES,
+            polling_timeout=polling_timeout,
+            handle_signals=False,
+            close_bot_session=False,
+        )
 
     async def stop_polling(self) -> None:
-        if self.dp._running_lock.locked():  # noqa: SLF001 - aiogram has no public "is polling"
+        if self.dp._running_lock.locked():
             await self.dp.stop_polling()
 
     async def feed(self, raw: dict[str, Any]) -> None:

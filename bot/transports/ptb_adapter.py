@@ -25,8 +25,10 @@ class PtbApi:
         self.bot = application.bot
 
     async def call(self, method: str, params: dict[str, Any]) -> Any:
-        values = {k: InputFile(v.content, filename=v.filename) if isinstance(v, FileUpload) else v
-                  for k, v in params.items()}
+        values = {
+            k: InputFile(v.content, filename=v.filename) if isinstance(v, FileUpload) else v
+            for k, v in params.items()
+        }
         try:
             return await self.bot.do_api_request(method, api_kwargs=values)
         except RetryAfter as exc:
@@ -37,7 +39,7 @@ class PtbApi:
             raise SendError("blocked", exc.message) from exc
         except BadRequest as exc:  # a subclass of NetworkError: must come first
             raise SendError("bad_request", exc.message) from exc
-        except (NetworkError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, NetworkError) as exc:
             raise SendError("transient", str(exc)) from exc
 
 
@@ -65,8 +67,9 @@ class PtbRunner:
 
     async def poll(self, polling_timeout: int = 25) -> None:
         assert self.app.updater is not None
-        await self.app.updater.start_polling(allowed_updates=ALLOWED_UPDATES,
-                                             timeout=polling_timeout, poll_interval=0)
+        await self.app.updater.start_polling(
+            allowed_updates=ALLOWED_UPDATES, timeout=polling_timeout, poll_interval=0
+        )
         await asyncio.Event().wait()  # until cancelled
 
     async def stop_polling(self) -> None:

@@ -39,8 +39,20 @@ from bot.tutor.events import (
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "callback_query", "poll_answer", "my_chat_member", "inline_query"]
-MEDIA_KINDS = ("sticker", "photo", "voice", "video", "video_note", "audio", "document",
-               "animation", "location", "contact", "poll", "dice")
+MEDIA_KINDS = (
+    "sticker",
+    "photo",
+    "voice",
+    "video",
+    "video_note",
+    "audio",
+    "document",
+    "animation",
+    "location",
+    "contact",
+    "poll",
+    "dice",
+)
 
 
 class BotApi(Protocol):
@@ -102,29 +114,40 @@ def read_update(raw: dict[str, Any], bot_username: str = "") -> Incoming | Group
         chat_id = (message.get("chat") or {}).get("id", sender.get("id"))
         if (message.get("chat") or {}).get("type", "private") != "private":
             return None
-        return Incoming(_who(sender, chat_id), Press(str(query.get("data") or "")[:64]), chat_id,
-                        callback_id=query.get("id"), message_id=message.get("message_id"))
+        return Incoming(
+            _who(sender, chat_id),
+            Press(str(query.get("data") or "")[:64]),
+            chat_id,
+            callback_id=query.get("id"),
+            message_id=message.get("message_id"),
+        )
     if answer := raw.get("poll_answer"):
         user = answer.get("user")
         if not user:
             return None
         options = tuple(int(i) for i in answer.get("option_ids") or () if isinstance(i, int))
-        return Incoming(_who(user, user["id"]), PollAnswer(str(answer.get("poll_id")), options),
-                        user["id"])
+        return Incoming(
+            _who(user, user["id"]), PollAnswer(str(answer.get("poll_id")), options), user["id"]
+        )
     if member := raw.get("my_chat_member"):
         chat = member.get("chat") or {}
         if chat.get("type") != "private":
             return None
         status = (member.get("new_chat_member") or {}).get("status")
-        return Incoming(_who(member["from"], chat["id"]), ChatStatus(status == "kicked"),
-                        chat["id"])
+        return Incoming(
+            _who(member["from"], chat["id"]), ChatStatus(status == "kicked"), chat["id"]
+        )
     return None  # edited messages, channel posts and anything else: ignored on purpose
 
 
 def _who(user: dict[str, Any], chat_id: int) -> Who:
     name = " ".join(p for p in (user.get("first_name"), user.get("last_name")) if p)
-    return Who(f"tg:{user['id']}", chat_id=chat_id, display_name=name[:200] or None,
-               language_code=user.get("language_code"))
+    return Who(
+        f"tg:{user['id']}",
+        chat_id=chat_id,
+        display_name=name[:200] or None,
+        language_code=user.get("language_code"),
+    )
 
 
 def _text_event(text: str, bot_username: str) -> Event:
@@ -182,9 +205,11 @@ class TelegramGateway:
             log.debug("update %s ignored on purpose", raw.get("update_id"))
             return
         if isinstance(incoming, GroupNotice):
-            text = Translator(None).gettext(
-                "I work in private chats. Open a chat with me to learn: @{bot}"
-            ).format(bot=self.bot_username)
+            text = (
+                Translator(None)
+                .gettext("I work in private chats. Open a chat with me to learn: @{bot}")
+                .format(bot=self.bot_username)
+            )
             await api.call("sendMessage", {"chat_id": incoming.chat_id, "text": text})
             return
         answered = False
@@ -226,8 +251,11 @@ class TelegramGateway:
             case EditPressed(text=text, buttons=buttons):
                 if incoming.message_id is None:
                     return
-                params = {"chat_id": chat_id, "message_id": incoming.message_id,
-                          "text": text[: limits.MESSAGE_TEXT_MAX]}
+                params = {
+                    "chat_id": chat_id,
+                    "message_id": incoming.message_id,
+                    "text": text[: limits.MESSAGE_TEXT_MAX],
+                }
                 if markup := keyboard_markup(buttons):
                     params["reply_markup"] = markup
                 try:
@@ -241,23 +269,40 @@ class TelegramGateway:
             case Quiz():
                 await self._quiz(api, incoming, action)
             case Photo(content=content, caption=caption, filename=filename):
-                await api.call("sendPhoto", {"chat_id": chat_id,
-                                             "photo": FileUpload(filename, content),
-                                             "caption": caption[: limits.CAPTION_MAX]})
+                await api.call(
+                    "sendPhoto",
+                    {
+                        "chat_id": chat_id,
+                        "photo": FileUpload(filename, content),
+                        "caption": caption[: limits.CAPTION_MAX],
+                    },
+                )
             case Document(content=content, caption=caption, filename=filename):
-                await api.call("sendDocument", {"chat_id": chat_id,
-                                                "document": FileUpload(filename, content),
-                                                "caption": caption[: limits.CAPTION_MAX]})
+                await api.call(
+                    "sendDocument",
+                    {
+                        "chat_id": chat_id,
+                        "document": FileUpload(filename, content),
+                        "caption": caption[: limits.CAPTION_MAX],
+                    },
+                )
 
-    async def _photo(self, api: BotApi, chat_id: int, image: str, caption: str,
-                     markup: dict[str, Any] | None) -> None:
+    async def _photo(
+        self, api: BotApi, chat_id: int, image: str, caption: str, markup: dict[str, Any] | None
+    ) -> None:
         photo: Any = image
         if not image.startswith(("http://", "https://")):
             path = (self.lessons_dir / image).resolve()
             if not path.is_relative_to(self.lessons_dir.resolve()) or not path.is_file():
                 log.warning("card image %s not found; sending the text alone", image)
-                await api.call("sendMessage", {"chat_id": chat_id, "text": caption,
-                                               **({"reply_markup": markup} if markup else {})})
+                await api.call(
+                    "sendMessage",
+                    {
+                        "chat_id": chat_id,
+                        "text": caption,
+                        **({"reply_markup": markup} if markup else {}),
+                    },
+                )
                 return
             photo = FileUpload(path.name, path.read_bytes())
         params: dict[str, Any] = {"chat_id": chat_id, "photo": photo, "caption": caption}
@@ -307,8 +352,9 @@ def command_menus() -> list[dict[str, Any]]:
             "resume": _("Turn the daily reminders back on"),
             "help": _("What I can do"),
         }
-        params: dict[str, Any] = {"commands": [{"command": n, "description": descriptions[n]}
-                                               for n in names]}
+        params: dict[str, Any] = {
+            "commands": [{"command": n, "description": descriptions[n]} for n in names]
+        }
         if code:
             params["language_code"] = code
         menus.append(params)

@@ -51,7 +51,8 @@ class Turn:
 
     @property
     def catalog(self) -> Catalog:
-        return self.tutor.catalog
+        """The content in the learner's language."""
+        return self.tutor.catalog_for(self.t)
 
     @property
     def zone(self):
@@ -75,6 +76,12 @@ class Tutor:
         self.clock = clock
         self.streaks = streaks or StreakPolicy()
         self.locales_dir = locales_dir
+        self._localized: dict[str, Catalog] = {}
+
+    def catalog_for(self, t: Translator) -> Catalog:
+        if t.language not in self._localized:
+            self._localized[t.language] = self.catalog.localized(t.content)
+        return self._localized[t.language]
 
     async def handle(self, who: Who, event: Event) -> list[Action]:
         now = self.clock()

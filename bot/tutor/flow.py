@@ -59,12 +59,7 @@ async def today(turn: Turn) -> None:
     learner.lesson_id, learner.item_index = lesson.id, 0
     place = turn.catalog.place(lesson.id)
     module = place.module.title if place else ""
-    turn.out.say(
-        _("📘 {module}\n{lesson}").format(
-            module=turn.t.content(f"{place.module.id}" if place else "", module),
-            lesson=turn.t.content(lesson.id, lesson.title),
-        )
-    )
+    turn.out.say(_("📘 {module}\n{lesson}").format(module=module, lesson=lesson.title))
     await present(turn)
 
 
@@ -80,7 +75,7 @@ async def present(turn: Turn) -> None:
     learner.pending_selection = None
     if isinstance(item, Card):
         _ = turn.t._
-        text = turn.t.content(f"{lesson.id}#{learner.item_index}", item.text)
+        text = item.text
         if item.link:
             text += "\n\n" + item.link
         turn.out.say(text, ((Button(_("Continue ▸"), f"go:{token}"),),), image=item.image)
@@ -102,49 +97,44 @@ def _fits_quiz(item: Question) -> bool:
 
 def _quiz(turn: Turn, item: SingleChoice | TrueFalse, token: str) -> Quiz:
     _ = turn.t._
-    tr = turn.t.content
     options = (
-        tuple(tr(f"{item.id}.{i}", o.text) for i, o in enumerate(item.options))
+        tuple(o.text for i, o in enumerate(item.options))
         if isinstance(item, SingleChoice)
         else (_("True"), _("False"))
     )
     return Quiz(
         token=token,
-        question=tr(item.id, item.prompt),
+        question=item.prompt,
         options=options,
         correct_ids=item.correct_ids,
-        explanation=tr(f"{item.id}.why", item.explanation),
-        preface=tr(f"{item.id}.post", item.post) if item.post else None,
+        explanation=item.explanation,
+        preface=item.post if item.post else None,
     )
 
 
 def question_text(turn: Turn, item: Question) -> str:
     _ = turn.t._
-    tr = turn.t.content
     parts = []
     post = getattr(item, "post", None)
     if post:
-        parts.append("«" + tr(f"{item.id}.post", post) + "»")
+        parts.append("«" + post + "»")
     match item:
         case Rating():
             parts.append(
                 _("How reliable is this post? 1 = not reliable at all, 5 = very reliable.")
             )
         case Confidence():
-            parts.append(tr(item.id, item.prompt) + "\n" + _("1 = not sure at all, 5 = very sure."))
+            parts.append(item.prompt + "\n" + _("1 = not sure at all, 5 = very sure."))
         case SingleChoice() | MultipleChoice():
-            parts.append(tr(item.id, item.prompt))
+            parts.append(item.prompt)
             if not _short_options(item):
                 parts.append(
-                    "\n".join(
-                        f"{LETTERS[i]}. {tr(f'{item.id}.{i}', o.text)}"
-                        for i, o in enumerate(item.options)
-                    )
+                    "\n".join(f"{LETTERS[i]}. {o.text}" for i, o in enumerate(item.options))
                 )
             if isinstance(item, MultipleChoice):
                 parts.append(_("Choose {n}, then press Check.").format(n=item.choose))
         case TrueFalse():
-            parts.append(tr(item.id, item.prompt))
+            parts.append(item.prompt)
     return "\n\n".join(parts)
 
 
@@ -154,7 +144,6 @@ def _short_options(item: SingleChoice | MultipleChoice) -> bool:
 
 def _answer_buttons(turn: Turn, item: Question, token: str, selected: set[int]) -> Keyboard:
     _ = turn.t._
-    tr = turn.t.content
     match item:
         case TrueFalse():
             return ((Button(_("True"), f"a:{token}:0"), Button(_("False"), f"a:{token}:1")),)
@@ -164,7 +153,7 @@ def _answer_buttons(turn: Turn, item: Question, token: str, selected: set[int]) 
             short = _short_options(item)
             rows = []
             for i, o in enumerate(item.options):
-                label = tr(f"{item.id}.{i}", o.text) if short else LETTERS[i]
+                label = o.text if short else LETTERS[i]
                 mark = "☑" if i in selected else "☐"
                 rows.append((Button(f"{mark} {label}", f"t:{token}:{i}"),))
             rows.append((Button(_("Check ✓"), f"ok:{token}"),))
@@ -172,8 +161,7 @@ def _answer_buttons(turn: Turn, item: Question, token: str, selected: set[int]) 
         case SingleChoice():
             if _short_options(item):
                 return tuple(
-                    (Button(tr(f"{item.id}.{i}", o.text), f"a:{token}:{i}"),)
-                    for i, o in enumerate(item.options)
+                    (Button(o.text, f"a:{token}:{i}"),) for i, o in enumerate(item.options)
                 )
             letters = [Button(LETTERS[i], f"a:{token}:{i}") for i in range(len(item.options))]
             return (tuple(letters),)
@@ -308,7 +296,7 @@ def _chosen_label(turn: Turn, item: Question, chosen: tuple[int, ...]) -> str:
         case TrueFalse():
             return _("True") if chosen == (0,) else _("False")
         case SingleChoice() | MultipleChoice():
-            return "; ".join(turn.t.content(f"{item.id}.{i}", item.options[i].text) for i in chosen)
+            return "; ".join(item.options[i].text for i in chosen)
     return str(chosen[0] + 1)
 
 
@@ -316,27 +304,16 @@ def feedback_text(
     turn: Turn, item: Question, correct: bool | None, feedback: tuple[str, ...]
 ) -> str:
     _ = turn.t._
-    tr = turn.t.content
     if correct is None:
         return _("Thanks, noted.")
     head = _("✅ Right!") if correct else _("❌ Not quite.")
     lines = [head]
-    match item:
-        case SingleChoice() | MultipleChoice():
-            picked = [i for i, o in enumerate(item.options) if o.feedback in feedback]
-            lines += [tr(f"{item.id}.{i}.fb", item.options[i].feedback) for i in picked]
-            if not correct:
-                right = "; ".join(
-                    tr(f"{item.id}.{i}", item.options[i].text) for i in item.correct_ids
-                )
-                lines.append(_("The right answer: {answer}").format(answer=right))
-            lines.append(tr(f"{item.id}.why", item.explanation))
-        case TrueFalse():
-            key = "t" if feedback and feedback[0] == item.feedback_true else "f"
-            lines.append(tr(f"{item.id}.{key}", feedback[0]))
-            lines.append(tr(f"{item.id}.why", item.explanation))
-        case Rating():
-            lines.append(tr(f"{item.id}.fb", item.feedback))
+    lines += feedback
+    if isinstance(item, (SingleChoice, MultipleChoice)) and not correct:
+        right = "; ".join(item.options[i].text for i in item.correct_ids)
+        lines.append(_("The right answer: {answer}").format(answer=right))
+    if not isinstance(item, Rating):
+        lines.append(item.explanation)
     return "\n\n".join(lines)
 
 
@@ -383,7 +360,7 @@ async def _finish(turn: Turn, lesson: Lesson | None) -> None:
         if fact.question_id in ids and fact.correct is not None:
             graded[fact.question_id] = fact.correct  # the latest answer counts here
     right = sum(graded.values())
-    lines = [_("🎉 Lesson complete: {title}").format(title=turn.t.content(lesson.id, lesson.title))]
+    lines = [_("🎉 Lesson complete: {title}").format(title=lesson.title)]
     if graded:
         lines.append(_("{right} of {total} answers right.").format(right=right, total=len(graded)))
     lines.append(
@@ -397,5 +374,5 @@ async def _finish(turn: Turn, lesson: Lesson | None) -> None:
         lines.append(_("You have finished the whole course. Congratulations!"))
         turn.out.say("\n".join(lines))
         return
-    lines.append(_("Next: {title}").format(title=turn.t.content(following.id, following.title)))
+    lines.append(_("Next: {title}").format(title=following.title))
     turn.out.say("\n".join(lines), ((Button(_("Start the next lesson"), "today"),),))

@@ -28,14 +28,14 @@ async def progress(turn: Turn) -> None:
         if course.id != learner.course_id and not any(les.id in done for les in lessons):
             continue
         lines.append("")
-        lines.append(t.content(course.id, course.title))
+        lines.append(course.title)
         for module in course.modules:
             count = sum(les.id in done for les in module.lessons)
             mark = "✅" if count == len(module.lessons) else "▫️"
             lines.append(
                 _("{mark} {module}: {done}/{total} lessons").format(
                     mark=mark,
-                    module=t.content(module.id, module.title),
+                    module=module.title,
                     done=count,
                     total=len(module.lessons),
                 )

@@ -38,7 +38,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -431,12 +431,12 @@ def _json_default(obj: Any) -> Any:
 
 def _normalise(params: Params, files: Mapping[str, UploadedFile]) -> Params:
     """Decode JSON fields, resolve ``attach://`` names and coerce well-known scalar fields."""
-    for name, file in files.items():
-        params.setdefault(name, file)
+    attached: set[str] = set()
     for name, value in params.items():
         if isinstance(value, str):
             if value.startswith("attach://") and value[9:] in files:
                 params[name] = files[value[9:]]
+                attached.add(value[9:])
             elif name in _JSON_FIELDS:
                 with contextlib.suppress(ValueError):
                     params[name] = json.loads(value)
@@ -444,6 +444,9 @@ def _normalise(params: Params, files: Mapping[str, UploadedFile]) -> Params:
                 params[name] = int(value)
             elif name in _BOOL_FIELDS and value.lower() in ("true", "false", "1", "0"):
                 params[name] = value.lower() in ("true", "1")
+    for name, file in files.items():
+        if name not in attached:
+            params.setdefault(name, file)
     return params
 
 
@@ -649,9 +652,7 @@ def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
             stack.append((name, pos, attrs, i))
         i = end + 1
     if stack:
-        raise EntityParseError(
-            f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"'
-        )
+        raise EntityParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"')
     entities.sort(key=lambda e: (e["offset"], -e["length"]))
     return "".join(out), entities
 
@@ -1592,14 +1593,21 @@ class BotAPIServer:
     def _respond(status: int, payload: Any) -> web.Response:
         return web.Response(status=status, text=_dumps(payload), content_type="application/json")
 
-    def _record(self, method: str, params: Params, arrived: float, status: int = 0) -> Any:
-        record = RecordedRequest(method, params, arrived, status)
+    def _record(
+        self, method: str, params: Params, arrived: float, status: int = 0, via: str = "http"
+    ) -> RecordedRequest:
+        record = RecordedRequest(method, params, arrived, status, via)
         if self.record_requests:
             self.requests.append(record)
         return record
 
     async def _execute(
-        self, method: str, params: Params, files: Mapping[str, UploadedFile], arrived: float
+        self,
+        method: str,
+        params: Params,
+        files: Mapping[str, UploadedFile],
+        arrived: float,
+        via: str = "http",
     ) -> tuple[int, Any, str | None]:
         """Run one API call through slow/fail rules, checks and the handler.
 
@@ -1607,11 +1615,11 @@ class BotAPIServer:
         """
         entry = self._methods.get(method.lower())
         if entry is None:
-            self._record(method, params, arrived, 404)
+            self._record(method, params, arrived, 404, via)
             return 404, BotAPIError(404, "Not Found: method not found").payload(), None
         name, handler = entry
         params = _normalise(params, files)
-        record = self._record(name, params, arrived)
+        record = self._record(name, params, arrived, via=via)
         if self._slow:
             rule = self._match_slow(name)
             if rule is not None:
@@ -1685,12 +1693,7 @@ class BotAPIServer:
             )
         if limits.global_per_second:
             windows.append((self._global_window, limits.global_per_second, 1.0))
-        if (
-            key is not None
-            and limits.per_group_per_minute
-            and isinstance(key, int)
-            and key < 0
-        ):
+        if key is not None and limits.per_group_per_minute and isinstance(key, int) and key < 0:
             windows.append(
                 (self._group_windows.setdefault(key, deque()), limits.per_group_per_minute, 60.0)
             )
@@ -1783,12 +1786,11 @@ class BotAPIServer:
                 if isinstance(body, dict):
                     params = body
         elif content_type == "multipart/form-data":
-            params, files = await _read_multipart(MultipartReader(response.headers, response.content))
+            reader = MultipartReader(response.headers, response.content)
+            params, files = await _read_multipart(reader)
         method = params.pop("method", None)
         if isinstance(method, str) and method:
-            await self._execute(method, params, files, time.monotonic())
-            if self.requests and self.requests[-1].method.lower() == method.lower():
-                self.requests[-1].via = "webhook-reply"
+            await self._execute(method, params, files, time.monotonic(), via="webhook-reply")
 
     # -- internals: messages --------------------------------------------------------------
 
@@ -2258,7 +2260,9 @@ class BotAPIServer:
         explanation = _opt_str(params, "explanation")
         if explanation:
             text, entities = self._format(
-                explanation, params.get("explanation_parse_mode"), params.get("explanation_entities")
+                explanation,
+                params.get("explanation_parse_mode"),
+                params.get("explanation_entities"),
             )
             if len(text) > 200:
                 raise _bad_request("explanation is too long")
@@ -2582,7 +2586,9 @@ def _control(
 
 
 def _control_error(status: int, message: str) -> web.Response:
-    return web.Response(status=status, text=_dumps({"error": message}), content_type="application/json")
+    return web.Response(
+        status=status, text=_dumps({"error": message}), content_type="application/json"
+    )
 
 
 async def _read_request(request: web.Request) -> tuple[Params, dict[str, UploadedFile]]:
@@ -2662,7 +2668,9 @@ def _validate_markup(value: Any, *, inline_only: bool = False) -> dict[str, Any]
 
 def _validate_button(button: Any) -> None:
     if not isinstance(button, dict) or not isinstance(button.get("text"), str):
-        raise _bad_request('can\'t parse inline keyboard button: Field "text" must be of type String')
+        raise _bad_request(
+            'can\'t parse inline keyboard button: Field "text" must be of type String'
+        )
     if not button["text"]:
         raise _bad_request("can't parse inline keyboard button: Text must be non-empty")
     if not any(key in button for key in _BUTTON_ACTIONS):
@@ -2670,9 +2678,7 @@ def _validate_button(button: Any) -> None:
             "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
         )
     data = button.get("callback_data")
-    if data is not None and (
-        not isinstance(data, str) or not 1 <= len(data.encode("utf-8")) <= 64
-    ):
+    if data is not None and (not isinstance(data, str) or not 1 <= len(data.encode("utf-8")) <= 64):
         raise _bad_request("BUTTON_DATA_INVALID")
     if "url" in button and not button["url"]:
         raise _bad_request("BUTTON_URL_INVALID")
