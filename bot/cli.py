@@ -148,7 +148,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if options.transport not in ("aiogram", "ptb"):
         print(f"Unknown transport {options.transport!r}: use aiogram or ptb.", file=sys.stderr)
         return 2
-    asyncio.run(run(settings, options))
+    from bot.delivery.sender import SenderLocked
+
+    try:
+        asyncio.run(run(settings, options))
+    except SenderLocked as exc:
+        print(exc, file=sys.stderr)
+        return 3
     return 0
 
 

@@ -26,6 +26,8 @@ class Settings:
     transport: str = "aiogram"
     admins: frozenset[int] = frozenset()
     log_format: str = "text"
+    send_rate: float = 25.0
+    """Messages per second for the whole token (Telegram allows ~30; 1000 with paid broadcasts)."""
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
 
@@ -41,6 +43,7 @@ class Settings:
             transport=(env.get("TUTOR_TRANSPORT") or "aiogram").lower(),
             admins=_ids(env.get("TUTOR_ADMINS", "")),
             log_format=(env.get("LOG_FORMAT") or "text").lower(),
+            send_rate=float(env.get("TUTOR_SEND_RATE") or 25.0),
             webhook_url=env.get("TUTOR_WEBHOOK_URL") or None,
             webhook_secret=env.get("TUTOR_WEBHOOK_SECRET") or None,
         )

@@ -24,7 +24,17 @@ from aiohttp import web
 
 from bot.app import App, build_app
 from bot.config import Settings
-from bot.transports.telegram import ALLOWED_UPDATES, BotApi, TelegramGateway, command_menus
+from bot.delivery.budget import Budget
+from bot.delivery.service import DeliveryService
+from bot.transports.telegram import (
+    ALLOWED_UPDATES,
+    BotApi,
+    BudgetedApi,
+    TelegramGateway,
+    command_menus,
+)
+from bot.tutor.events import Action
+from storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +75,8 @@ class RunOptions:
     listen: str = "0.0.0.0"
     port: int = 8080
     polling_timeout: int = 25
+    sender: bool = True
+    """Run the planner tick and the outbox sender in this process."""
 
 
 def webhook_app(runner: Runner, path: str, secret: str) -> web.Application:
@@ -112,6 +124,7 @@ class TelegramService:
         self._web: web.AppRunner | None = None
         self._poller: asyncio.Task[None] | None = None
         self.port: int | None = None
+        self.delivery: DeliveryService | None = None
 
     async def start(self) -> None:
         if not self.settings.bot_token:
@@ -122,6 +135,18 @@ class TelegramService:
             self.options.transport, self.settings.bot_token, self.settings.api_base, gateway
         )
         gateway.bot_username = await self.runner.start()
+        budget = Budget(self.settings.send_rate)
+        raw_api = self.runner.api
+        self.runner.api = BudgetedApi(raw_api, budget)
+
+        async def deliver(chat_id: int, action: Action) -> None:
+            await gateway.render(raw_api, chat_id, action)
+
+        if self.options.sender:
+            self.delivery = DeliveryService.build(
+                self.app.tutor, Outbox(self.app.engine), deliver, budget
+            )
+            await self.delivery.start()
         for menu in command_menus():
             await self.runner.api.call("setMyCommands", menu)
         if self.options.webhook_url:
@@ -152,6 +177,8 @@ class TelegramService:
         self.port = sockets[0].getsockname()[1] if sockets else self.options.port
 
     async def stop(self) -> None:
+        if self.delivery:
+            await self.delivery.stop()
         if self.runner:
             await self.runner.stop_polling()
         if self._poller:

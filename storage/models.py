@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Date,
@@ -78,6 +79,11 @@ class Learner(Base):
     pending_token: Mapped[str | None] = mapped_column(String(16))
     pending_selection: Mapped[str | None] = mapped_column(String(64))
     next_nudge_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    weekdays: Mapped[str | None] = mapped_column(String(7))
+    quiet_hours: Mapped[str | None] = mapped_column(String(11))
+    paused_until: Mapped[date | None] = mapped_column(Date)
+    streak_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_practice_day: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -121,6 +127,57 @@ class PracticeDay(Base):
         ForeignKey("learners.id", ondelete="CASCADE"), primary_key=True
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
+class PausePeriod(Base):
+    """A vacation hold: local days on which the streak is frozen and no nudge is sent."""
+
+    __tablename__ = "pause_periods"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    learner_id: Mapped[int] = mapped_column(
+        ForeignKey("learners.id", ondelete="CASCADE"), index=True
+    )
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+
+
+class OutboxMessage(Base):
+    """A proactive message on its way: nudges, reminders, broadcasts.
+
+    The idempotency key makes "at most one nudge per learner per local date" a unique constraint;
+    `lease_until` lets another worker take over a row whose sender died.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "not_before"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    learner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("learners.id", ondelete="CASCADE"), index=True
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict | None] = mapped_column(JSON)
+    broadcast_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class InstanceLock(Base):
+    """A named lease held by one process (the SQLite sender is single-instance)."""
+
+    __tablename__ = "instance_locks"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(80))
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PollLink(Base):

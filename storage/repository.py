@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.tutor.events import Who
 from bot.tutor.ports import AnswerFact
-from storage.models import Answer, Learner, LessonCompletion, PollLink, PracticeDay
+from storage.models import (
+    Answer,
+    Learner,
+    LessonCompletion,
+    PausePeriod,
+    PollLink,
+    PracticeDay,
+)
 
 
 class SqlStore:
@@ -154,4 +161,34 @@ class SqlRepository:
         query = select(PollLink.token).where(
             PollLink.poll_id == poll_id, PollLink.learner_id == learner_id
         )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def pauses(self, learner_id: int) -> list[tuple[date, date]]:
+        rows = await self.session.execute(
+            select(PausePeriod.first_day, PausePeriod.last_day)
+            .where(PausePeriod.learner_id == learner_id)
+            .order_by(PausePeriod.first_day)
+        )
+        return [(first, last) for first, last in rows]
+
+    async def set_pause(self, learner_id: int, first: date, last: date | None) -> None:
+        covering = (
+            await self.session.scalars(
+                select(PausePeriod).where(
+                    PausePeriod.learner_id == learner_id,
+                    PausePeriod.first_day <= first,
+                    PausePeriod.last_day >= first,
+                )
+            )
+        ).all()
+        for period in covering:  # a new pause or an early end replaces the running one
+            if period.first_day < first:
+                period.last_day = first - timedelta(days=1)
+            else:
+                await self.session.delete(period)
+        if last is not None:
+            self.session.add(PausePeriod(learner_id=learner_id, first_day=first, last_day=last))
+
+    async def learner_by_id(self, learner_id: int) -> Learner | None:
+        query = select(Learner).where(Learner.id == learner_id).with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()

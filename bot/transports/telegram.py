@@ -220,7 +220,9 @@ class TelegramGateway:
                     await self._answer_callback(api, incoming.callback_id, action.text)
                     answered = True
                 else:
-                    await self.render(api, incoming, action)
+                    await self.render(
+                        api, incoming.chat_id, action, incoming.message_id, incoming.who
+                    )
         finally:
             if incoming.callback_id and not answered:
                 await self._answer_callback(api, incoming.callback_id, None)
@@ -234,8 +236,16 @@ class TelegramGateway:
         except SendError as exc:  # a callback older than ~15 min can no longer be answered
             log.info("callback query not answered: %s", exc)
 
-    async def render(self, api: BotApi, incoming: Incoming, action: Action) -> None:
-        chat_id = incoming.chat_id
+    async def render(
+        self,
+        api: BotApi,
+        chat_id: int,
+        action: Action,
+        message_id: int | None = None,
+        who: Who | None = None,
+    ) -> None:
+        """Send one action to `chat_id`; `message_id` is the pressed message (for edits) and
+        `who` the learner (to bind a quiz poll to them)."""
         match action:
             case Reply(text=text, buttons=buttons, image=image):
                 markup = keyboard_markup(buttons)
@@ -249,11 +259,11 @@ class TelegramGateway:
                         params["reply_markup"] = markup
                     await api.call("sendMessage", params)
             case EditPressed(text=text, buttons=buttons):
-                if incoming.message_id is None:
+                if message_id is None:
                     return
                 params = {
                     "chat_id": chat_id,
-                    "message_id": incoming.message_id,
+                    "message_id": message_id,
                     "text": text[: limits.MESSAGE_TEXT_MAX],
                 }
                 if markup := keyboard_markup(buttons):
@@ -267,7 +277,7 @@ class TelegramGateway:
             case Notice():
                 pass  # only meaningful for a button press, handled above
             case Quiz():
-                await self._quiz(api, incoming, action)
+                await self._quiz(api, chat_id, who or Who(f"tg:{chat_id}", chat_id), action)
             case Photo(content=content, caption=caption, filename=filename):
                 await api.call(
                     "sendPhoto",
@@ -310,11 +320,11 @@ class TelegramGateway:
             params["reply_markup"] = markup
         await api.call("sendPhoto", params)
 
-    async def _quiz(self, api: BotApi, incoming: Incoming, quiz: Quiz) -> None:
+    async def _quiz(self, api: BotApi, chat_id: int, who: Who, quiz: Quiz) -> None:
         if quiz.preface:
-            await api.call("sendMessage", {"chat_id": incoming.chat_id, "text": quiz.preface})
+            await api.call("sendMessage", {"chat_id": chat_id, "text": quiz.preface})
         params: dict[str, Any] = {
-            "chat_id": incoming.chat_id,
+            "chat_id": chat_id,
             "question": quiz.question[: limits.POLL_QUESTION_MAX],
             "options": [{"text": o[: limits.POLL_OPTION_MAX]} for o in quiz.options],
             "type": "quiz",
@@ -326,7 +336,7 @@ class TelegramGateway:
         message = await api.call("sendPoll", params)
         poll_id = _poll_id(message)
         if poll_id:
-            await self.tutor.bind_poll(incoming.who, quiz.token, poll_id)
+            await self.tutor.bind_poll(who, quiz.token, poll_id)
 
 
 def _poll_id(message: Any) -> str | None:
@@ -362,3 +372,43 @@ def command_menus() -> list[dict[str, Any]]:
 
 
 UpdateHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+SENDING_METHODS = frozenset(
+    {
+        "sendMessage",
+        "sendPhoto",
+        "sendDocument",
+        "sendPoll",
+        "editMessageText",
+        "editMessageReplyMarkup",
+    }
+)
+INTERACTIVE_RETRY_MAX = 30.0
+
+
+class BudgetedApi:
+    """Interactive calls through the token's shared budget, ahead of proactive messages.
+
+    A 429 pauses the whole token; a learner's reply is tried once more after the wait when the
+    wait is short, so the learner still gets an answer.
+    """
+
+    def __init__(self, api: BotApi, budget: Any):
+        self.api = api
+        self.budget = budget
+
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        if method not in SENDING_METHODS:
+            return await self.api.call(method, params)
+        await self.budget.acquire(interactive=True)
+        try:
+            return await self.api.call(method, params)
+        except SendError as exc:
+            if exc.kind != "retry_after":
+                raise
+            self.budget.pause(exc.retry_after)
+            if exc.retry_after > INTERACTIVE_RETRY_MAX:
+                raise
+            await self.budget.acquire(interactive=True)
+            return await self.api.call(method, params)

@@ -14,8 +14,9 @@ from datetime import datetime
 from pathlib import Path
 
 from bot.content import Catalog
+from bot.delivery.planner import reschedule
 from bot.i18n import LOCALES_DIR, Translator
-from bot.tutor import flow, onboarding, report
+from bot.tutor import flow, habits, nudges, onboarding, report
 from bot.tutor.events import (
     Action,
     ChatStatus,
@@ -91,6 +92,18 @@ class Tutor:
             await self._route(turn, who, event)
             return turn.out.actions
 
+    async def compose(self, learner_id: int, kind: str, payload: dict | None) -> list[Action]:
+        """The message for one outbox row (a nudge, a reminder…) in the learner's language,
+        composed when it is sent so it says what is waiting now. Empty: nothing to send."""
+        now = self.clock()
+        async with self.store.unit() as repo:
+            learner = await repo.learner_by_id(learner_id)
+            if learner is None or not learner.active:
+                return []
+            turn = Turn(self, repo, learner, now, Translator(learner.language, self.locales_dir))
+            await nudges.compose(turn, kind, payload or {})
+            return turn.out.actions
+
     async def bind_poll(self, who: Who, token: str, poll_id: str) -> None:
         """Remember which question presentation a sent quiz poll belongs to."""
         now = self.clock()
@@ -102,12 +115,14 @@ class Tutor:
         learner = turn.learner
         if isinstance(event, ChatStatus):
             learner.active = not event.blocked
+            reschedule(learner, turn.now)
             log.info(
                 "learner %s %s the bot", learner.id, "blocked" if event.blocked else "unblocked"
             )
             return
         if not learner.active:
             learner.active = True  # a learner who writes to us has unblocked the bot
+            reschedule(learner, turn.now)
         match event:
             case Unsupported():
                 _ = turn.t._
@@ -137,7 +152,7 @@ class Tutor:
         if turn.learner.onboarding != "done" and name not in ("help", "language", "settings"):
             await onboarding.resume(turn)
             return
-        handler = COMMANDS.get(name)
+        handler = COMMANDS.get(name) or WITH_ARGS.get(name)
         if handler is None:
             _ = turn.t._
             turn.out.say(
@@ -146,7 +161,10 @@ class Tutor:
                 )
             )
             return
-        await handler(turn)
+        if name in WITH_ARGS:
+            await WITH_ARGS[name](turn, args)
+        else:
+            await handler(turn)
 
     async def _press(self, turn: Turn, data: str) -> None:
         kind, _sep, rest = data.partition(":")
@@ -183,7 +201,10 @@ async def _help(turn: Turn) -> None:
             "/progress: your progress and streak\n"
             "/settings: language, time zone, daily time, question style\n"
             "/language: change the language\n"
-            "/stop: pause the daily reminders\n"
+            "/pause: a holiday from reminders (your streak is frozen)\n"
+            "/days: the weekdays for reminders\n"
+            "/quiet: quiet hours without any reminder\n"
+            "/stop: turn the daily reminders off\n"
             "/resume: turn the daily reminders back on\n"
             "/help: this message"
         )
@@ -193,6 +214,7 @@ async def _help(turn: Turn) -> None:
 async def _stop(turn: Turn) -> None:
     _ = turn.t._
     turn.learner.nudges_enabled = False
+    reschedule(turn.learner, turn.now)
     turn.out.say(
         _(
             "Daily reminders are off. Your progress is kept; type /resume to turn them "
@@ -204,6 +226,7 @@ async def _stop(turn: Turn) -> None:
 async def _resume(turn: Turn) -> None:
     _ = turn.t._
     turn.learner.nudges_enabled = True
+    reschedule(turn.learner, turn.now)
     turn.out.say(
         _("Daily reminders are on again, at {time} ({zone}).").format(
             time=turn.learner.daily_time or "—", zone=turn.learner.time_zone or "UTC"
@@ -222,7 +245,15 @@ COMMANDS = {
     "resume": _resume,
 }
 
+WITH_ARGS = {
+    "pause": habits.pause,
+    "quiet": habits.quiet,
+    "days": habits.days,
+}
+
 PRESSES = {
+    "pause": habits.pause_press,
+    "day": habits.day_press,
     "go": flow.go,
     "a": flow.press_answer,
     "t": flow.toggle,

@@ -22,6 +22,7 @@ from bot.content import (
     SingleChoice,
     TrueFalse,
 )
+from bot.tutor import habits
 from bot.tutor.events import Button, EditPressed, Keyboard, Notice, Quiz
 from bot.tutor.grading import grade, option_count
 from bot.tutor.streaks import local_date
@@ -352,8 +353,9 @@ async def _finish(turn: Turn, lesson: Lesson | None) -> None:
     course_id = place.course.id if place else (learner.course_id or "")
     await turn.repo.complete_lesson(learner.id, lesson.id, course_id, turn.now)
     await turn.repo.add_practice_day(learner.id, local_date(turn.now, turn.zone))
-    days = await turn.repo.practice_days(learner.id)
-    streak = turn.tutor.streaks.summarize(days, local_date(turn.now, turn.zone))
+    streak = await habits.streak(turn)
+    learner.streak_days = streak.current
+    learner.last_practice_day = local_date(turn.now, turn.zone)
     ids = {q.id for q in lesson.questions}
     graded = {}
     for fact in await turn.repo.answers(learner.id):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.delivery.planner import reschedule
 from bot.i18n import LANGUAGES, shipped
+from bot.tutor import habits
 from bot.tutor.events import Button, Keyboard, Who
 from bot.tutor.zones import CITY_CHOICES, TIME_CHOICES, parse_daily_time, parse_zone
 
@@ -122,6 +124,7 @@ async def _set_zone(turn: Turn, zone: str) -> None:
     _ = turn.t._
     turn.learner.time_zone = zone
     turn.learner.awaiting = None
+    reschedule(turn.learner, turn.now)
     if turn.learner.onboarding == "zone":
         turn.learner.onboarding = "time"
         await ask_time(turn)
@@ -158,6 +161,7 @@ async def _set_time(turn: Turn, daily: str) -> None:
     learner.awaiting = None
     if learner.onboarding == "time":
         learner.onboarding = "done"
+        reschedule(learner, turn.now)
         course = turn.catalog.default_course()
         learner.course_id = learner.course_id or course.id
         turn.out.say(
@@ -168,6 +172,7 @@ async def _set_time(turn: Turn, daily: str) -> None:
             ((Button(_("Start the first lesson"), "today"),),),
         )
     else:
+        reschedule(learner, turn.now)
         turn.out.say(_("Daily time set to {time}.").format(time=daily))
 
 
@@ -222,18 +227,22 @@ async def settings(turn: Turn) -> None:
     text = _(
         "Your settings\n"
         "Language: {language}\nTime zone: {zone}\nDaily time: {time}\n"
-        "Daily reminders: {nudges}\nQuestions as: {style}"
+        "Daily reminders: {nudges}\nQuestions as: {style}\n"
+        "Quiet hours: {quiet}\nPaused until: {paused}"
     ).format(
         language=LANGUAGES.get(learner.language, learner.language),
         zone=learner.time_zone or "UTC",
         time=learner.daily_time or "—",
         nudges=on if learner.nudges_enabled else off,
         style=style,
+        quiet=learner.quiet_hours or "—",
+        paused=turn.t.date(learner.paused_until) if learner.paused_until else "—",
     )
     buttons = (
         (Button(_("Language"), "set:lang"), Button(_("Time zone"), "set:zone")),
         (Button(_("Daily time"), "set:time"), Button(_("Question style"), "set:quiz")),
-        (Button(_("Reminders on/off"), "set:nudges"),),
+        (Button(_("Reminders on/off"), "set:nudges"), Button(_("Days"), "set:days")),
+        (Button(_("Pause"), "set:pause"), Button(_("Quiet hours"), "set:quiet")),
     )
     turn.out.say(text, buttons)
 
@@ -256,10 +265,17 @@ async def settings_press(turn: Turn, what: str) -> None:
         )
     elif what == "nudges":
         learner.nudges_enabled = not learner.nudges_enabled
+        reschedule(learner, turn.now)
         turn.out.say(
             _("Daily reminders are on.")
             if learner.nudges_enabled
             else _("Daily reminders are off.")
         )
+    elif what == "days":
+        await habits.days(turn)
+    elif what == "pause":
+        await habits.pause(turn)
+    elif what == "quiet":
+        await habits.quiet(turn)
     else:
         turn.out.say(_("That button no longer works. Type /settings to choose again."))

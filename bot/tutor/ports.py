@@ -44,6 +44,11 @@ class LearnerState(Protocol):
     pending_token: str | None
     pending_selection: str | None
     next_nudge_at: datetime | None
+    weekdays: str | None
+    quiet_hours: str | None
+    paused_until: date | None
+    streak_days: int
+    last_practice_day: date | None
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,14 @@ class Repository(Protocol):
     async def link_poll(self, poll_id: str, learner_id: int, token: str, at: datetime) -> None: ...
 
     async def poll_token(self, learner_id: int, poll_id: str) -> str | None: ...
+
+    async def pauses(self, learner_id: int) -> list[tuple[date, date]]: ...
+
+    async def set_pause(self, learner_id: int, first: date, last: date | None) -> None:
+        """Start a pause (first..last) or, with `last=None`, end the one covering `first`."""
+        ...
+
+    async def learner_by_id(self, learner_id: int) -> LearnerState | None: ...
 
 
 class Store(Protocol):

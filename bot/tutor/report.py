@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.tutor.streaks import local_date
+from bot.tutor import habits
 
 if TYPE_CHECKING:
     from bot.tutor.engine import Turn
@@ -19,8 +19,7 @@ async def progress(turn: Turn) -> None:
     for fact in await turn.repo.answers(learner.id):
         if fact.correct is not None:
             first.setdefault(fact.question_id, fact.correct)
-    today = local_date(turn.now, turn.zone)
-    streak = turn.tutor.streaks.summarize(await turn.repo.practice_days(learner.id), today)
+    streak = await habits.streak(turn)
 
     lines = [_("📊 Your progress")]
     for course in turn.catalog.courses.values():

@@ -1,6 +1,6 @@
 """Loopback Telegram Bot API server used by the end-to-end tests (see :mod:`.server`)."""
 
-from tests.botapi.server import (
+from .server import (
     DEFAULT_TOKEN,
     BotAPIError,
     BotAPIServer,

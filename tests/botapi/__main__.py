@@ -1,5 +1,7 @@
 """Run the loopback Bot API server standalone: ``python -m tests.botapi --port 8081``.
 
+Run it from the repository root (``tests`` is a namespace package).
+
 The first line printed is the base URL (``http://127.0.0.1:8081``); point aiogram at it with
 ``TelegramAPIServer.from_base(url)`` and PTB with ``base_url=url + "/bot"``. Another process
 drives the simulated users through the control interface under ``/_test/`` (JSON):
@@ -25,7 +27,7 @@ import contextlib
 import signal
 import sys
 
-from tests.botapi.server import DEFAULT_TOKEN, BotAPIServer
+from .server import DEFAULT_TOKEN, BotAPIServer
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

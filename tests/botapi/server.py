@@ -414,7 +414,7 @@ def _too_many_requests(retry_after: int) -> BotAPIError:
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    return _ENCODER.encode(obj)
 
 
 def _json_default(obj: Any) -> Any:
@@ -427,6 +427,9 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, set | frozenset | tuple):
         return list(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
 
 
 def _normalise(params: Params, files: Mapping[str, UploadedFile]) -> Params:
@@ -973,6 +976,8 @@ class BotAPIServer:
         self.filtered_updates: list[dict[str, Any]] = []
         self.violations = 0
         self.violation_log: list[tuple[str, ChatKey | None, float]] = []
+        #: Unexpected exceptions raised while handling calls (answered 500); should stay empty.
+        self.internal_errors: list[Exception] = []
 
         # Updates.
         self._updates: deque[dict[str, Any]] = deque()
@@ -1038,7 +1043,7 @@ class BotAPIServer:
             sock.close()
             await runner.cleanup()
             raise
-        site = web.SockSite(runner, sock, shutdown_timeout=1.0)
+        site = web.SockSite(runner, sock)
         await site.start()
         self._runner = runner
         self._closing = False
@@ -1126,7 +1131,7 @@ class BotAPIServer:
         ``/commands`` get a ``bot_command`` entity. In a private chat a user who blocked the
         bot unblocks it first (a ``my_chat_member`` update, as when pressing "Restart").
         Non-private chats default to ``chat_id = -user_id`` (group) or
-        ``-100_000_000_0000 - user_id`` (supergroup).
+        ``-1_000_000_000_000 - user_id`` (supergroup).
         """
         user = self._remember_user(user_id, first_name, language_code, username)
         key = self._user_chat_key(user_id, chat_type, chat_id)
@@ -1142,8 +1147,8 @@ class BotAPIServer:
             "date": int(time.time()),
             "text": text,
         }
-        if text.startswith("/"):
-            command = text.split(maxsplit=1)[0] if text.strip() else text
+        command = text.split(maxsplit=1)[0] if text.startswith("/") else ""
+        if len(command) > 1:
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": _u16len(command)}]
         if reply_to_message_id is not None:
             replied = self._messages.get((key, reply_to_message_id))
@@ -1269,11 +1274,12 @@ class BotAPIServer:
     # -- inspecting -----------------------------------------------------------------------
 
     def sent(self, chat_id: ChatKey | None = None, method: str | None = None) -> list[dict]:
-        """Messages the bot sent or edited, oldest first, as returned to the bot.
+        """Messages the bot sent or edited, oldest first, exactly as returned to the bot.
 
-        Each entry is the Message of one successful call (send*, editMessage*, stopPoll is not
-        a message); filter by chat and/or method (``"sendMessage"``, ``"editMessageText"``).
-        For the current state of a message use :meth:`message`.
+        One entry per successful call whose result is a Message (send* and editMessage*, also
+        when triggered by a webhook reply); filter by chat and/or method (``"sendMessage"``,
+        ``"editMessageText"``...). Entries are snapshots: later edits and votes show in
+        :meth:`message` / :meth:`poll`, not here. Do not mutate them.
         """
         if chat_id is not None:
             records: Iterable[OutgoingMessage] = self._outbox_by_chat.get(_chat_key(chat_id), [])
@@ -1629,14 +1635,17 @@ class BotAPIServer:
         if fault is not None:
             status = fault.status
             if status == 429:
-                payload: Any = _too_many_requests(fault.retry_after).payload()
+                error = _too_many_requests(fault.retry_after)
+                error.description = fault.description or error.description
+                payload: Any = error.payload()
             else:
                 description = fault.description or _ERROR_DESCRIPTIONS.get(status, "Error")
                 payload = BotAPIError(status, description).payload()
             raw_body = fault.body
         else:
             try:
-                if self._blocked and params.get("chat_id") in self._blocked:
+                chat_id = params.get("chat_id")
+                if self._blocked and isinstance(chat_id, int) and chat_id in self._blocked:
                     raise BotAPIError(403, "Forbidden: bot was blocked by the user")
                 if self._limits is not None and name in _FLOOD_METHODS:
                     self._check_limits(name, params)
@@ -1649,6 +1658,11 @@ class BotAPIServer:
                     payload = {"ok": True, "result": result}
             except BotAPIError as error:
                 status, payload = error.status, error.payload()
+            except Exception as exc:  # a bug in this server: answer 500 and keep it
+                self.internal_errors.append(exc)
+                status = 500
+                description = f"Internal Server Error: {type(exc).__name__}: {exc}"
+                payload = BotAPIError(500, description).payload()
         record.status = status
         return status, payload, raw_body
 
@@ -1686,6 +1700,8 @@ class BotAPIServer:
         assert limits is not None
         now = time.monotonic()
         key = params.get("chat_id")
+        if not isinstance(key, int | str):
+            key = None
         windows: list[tuple[deque[float], int, float]] = []
         if key is not None and limits.per_chat_per_second:
             windows.append(
