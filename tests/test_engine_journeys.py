@@ -225,3 +225,75 @@ async def test_learners_are_separate(tutor, catalog):
     await take_lesson(ada, first_lesson(catalog))
     await bo.command("progress")
     assert "0/5 lessons" in bo.said
+
+
+async def test_pause_validates_and_freezes_the_streak(tutor, catalog, clock, sqlite_store):
+    chat = Chat(tutor)
+    await chat.onboard()
+    for bad, words in (
+        ("-3d", "did not understand"),
+        ("10y", "did not understand"),
+        ("3650d", "at most 90 days"),
+        ("2020-01-01", "in the past"),
+        ("soon", "did not understand"),
+    ):
+        await chat.command("pause", bad)
+        assert words in chat.said, bad
+    async with sqlite_store.unit() as repo:
+        assert await repo.pauses(1) == []
+    lessons = catalog.courses["mooc-art"].lessons
+    for lesson in lessons[:2]:  # two practice days
+        await chat.command("today")
+        await take_lesson(chat, lesson)
+        clock.advance(days=1)
+    await chat.command("pause", "7d")
+    assert "Paused until" in chat.said
+    clock.advance(days=7)
+    await chat.command("progress")
+    assert "Streak: 2 days" in chat.said
+    await chat.command("pause", "off")
+    assert "Welcome back" in chat.said
+
+
+async def test_quiet_hours_and_days(tutor):
+    chat = Chat(tutor)
+    await chat.onboard()
+    await chat.command("quiet", "25:99-07:00")
+    assert "two times" in chat.said
+    await chat.command("quiet", "22:00-07:00")
+    assert "22:00-07:00" in chat.said
+    await chat.command("days")
+    await chat.press("Sat")
+    await chat.press("Sun")
+    labels = [b.label for b in chat.keyboard]
+    assert "▫️ Sat" in labels and "▫️ Sun" in labels and "✅ Mon" in labels
+    await chat.command("settings")
+    assert "Quiet hours: 22:00-07:00" in chat.said
+
+
+async def test_nudge_says_what_is_waiting_and_starts_it(tutor, catalog, clock):
+    chat = Chat(tutor)
+    await chat.onboard()
+    learner_id = 1
+    actions = await tutor.compose(learner_id, "nudge", {})
+    first = catalog.courses["mooc-art"].lessons[0]
+    assert first.title in actions[0].text
+    assert actions[0].buttons[0][0].data == "today"
+    await chat.send(Press(actions[0].buttons[0][0].data))
+    assert first.title in chat.said
+
+
+async def test_next_nudge_follows_settings(tutor, sqlite_store, clock):
+    from datetime import UTC, datetime
+
+    chat = Chat(tutor)
+    await chat.onboard(city="Athens", time="07:30")  # clock: 2 March 09:00 UTC = 11:00 Athens
+    async with sqlite_store.unit() as repo:
+        learner = await repo.learner(chat.who, clock.now)
+        assert learner.next_nudge_at == datetime(2026, 3, 3, 5, 30, tzinfo=UTC)
+    await chat.command("stop")
+    async with sqlite_store.unit() as repo:
+        assert (await repo.learner(chat.who, clock.now)).next_nudge_at is None
+    await chat.command("resume")
+    async with sqlite_store.unit() as repo:
+        assert (await repo.learner(chat.who, clock.now)).next_nudge_at is not None

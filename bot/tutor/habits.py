@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from bot.delivery.planner import ALL_DAYS, parse_weekdays, reschedule
-from bot.tutor.events import Button
+from bot.tutor.events import Button, EditPressed, Keyboard
 from bot.tutor.streaks import StreakSummary, local_date
 from bot.tutor.zones import parse_daily_time
 
@@ -156,16 +156,20 @@ async def quiet(turn: Turn, args: str = "") -> None:
     turn.out.say(_("Quiet hours set: {hours}.").format(hours=learner.quiet_hours))
 
 
-async def days(turn: Turn, _args: str = "") -> None:
+def _days_keyboard(turn: Turn) -> Keyboard:
     _ = turn.t._
     chosen = parse_weekdays(turn.learner.weekdays)
     buttons = tuple(
         Button(("✅ " if i in chosen else "▫️ ") + _(name), f"day:{i}")
         for i, name in enumerate(DAY_NAMES)
     )
+    return (buttons[:4], buttons[4:], (Button(_("Every day"), "day:all"),))
+
+
+async def days(turn: Turn, _args: str = "") -> None:
+    _ = turn.t._
     turn.out.say(
-        _("On which days shall I remind you? Tap to switch a day on or off."),
-        (buttons[:4], buttons[4:], (Button(_("Every day"), "day:all"),)),
+        _("On which days shall I remind you? Tap to switch a day on or off."), _days_keyboard(turn)
     )
 
 
@@ -184,4 +188,9 @@ async def day_press(turn: Turn, value: str) -> None:
         return
     turn.learner.weekdays = None if chosen == set(ALL_DAYS) else "".join(map(str, sorted(chosen)))
     reschedule(turn.learner, turn.now)
-    await days(turn)
+    turn.out.actions.append(
+        EditPressed(
+            _("On which days shall I remind you? Tap to switch a day on or off."),
+            _days_keyboard(turn),
+        )
+    )
