@@ -49,8 +49,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(settings: Settings, level: int = logging.INFO) -> logging.Handler:
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(
+    settings: Settings, level: int = logging.INFO, stream=None, quiet_libraries: bool = True
+) -> logging.Handler:
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(RedactToken([settings.bot_token or "", settings.webhook_secret or ""]))
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -59,6 +61,7 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> logging.
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for chatty in ("httpx", "httpcore", "aiohttp.access", "apscheduler"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    if quiet_libraries:
+        for chatty in ("httpx", "httpcore", "aiohttp.access", "apscheduler", "aiosqlite"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     return handler

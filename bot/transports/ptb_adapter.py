@@ -8,16 +8,22 @@ concurrently like aiogram does.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from datetime import timedelta
 from typing import Any
 
 from telegram import InputFile, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.warnings import PTBUserWarning
 
 from bot.transports.telegram import ALLOWED_UPDATES, FileUpload, SendError, TelegramGateway
 
 CONCURRENT_UPDATES = 64
+
+# We call every method through do_api_request with the Bot API's own names and JSON shapes (the
+# same payloads the aiogram adapter sends); PTB warns when a method it knows is called that way.
+warnings.filterwarnings("ignore", message=r"Please use 'Bot\.", category=PTBUserWarning)
 
 
 class PtbApi:
