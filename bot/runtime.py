@@ -17,6 +17,7 @@ import logging
 import secrets
 import signal
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
@@ -144,7 +145,11 @@ class TelegramService:
 
         if self.options.sender:
             self.delivery = DeliveryService.build(
-                self.app.tutor, Outbox(self.app.engine), deliver, budget
+                self.app.tutor,
+                Outbox(self.app.engine),
+                deliver,
+                budget,
+                lease=timedelta(seconds=self.settings.sender_lease),
             )
             await self.delivery.start()
         for menu in command_menus():

@@ -87,9 +87,8 @@ class Sender:
     async def ensure_lock(self) -> None:
         if self.outbox.dialect != "sqlite":
             return  # PostgreSQL: rows are claimed with SKIP LOCKED, any number of senders
-        if not await self.outbox.acquire_lock(
-            "sender", self.holder, self.clock(), timedelta(seconds=30)
-        ):
+        lock_lease = min(self.lease, timedelta(seconds=30))
+        if not await self.outbox.acquire_lock("sender", self.holder, self.clock(), lock_lease):
             raise SenderLocked(
                 "Another instance is already sending from this SQLite database. Run a single "
                 "instance with SQLite, or use PostgreSQL (DATABASE_URL) for several."
@@ -103,7 +102,7 @@ class Sender:
         try:
             while True:
                 loop_now = asyncio.get_running_loop().time()
-                if loop_now - last_lock > 10:
+                if loop_now - last_lock > min(10.0, self.lease.total_seconds() / 3):
                     await self.ensure_lock()
                     last_lock = loop_now
                 claimed = 0

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -63,9 +63,10 @@ class DeliveryService:
         deliver,
         budget: Budget,
         clock: Callable[[], datetime] = utcnow,
+        lease: timedelta = timedelta(minutes=2),
     ) -> DeliveryService:
         planner = Planner(outbox.engine, outbox)
-        sender = Sender(outbox, composer(tutor), deliver, budget, clock=clock)
+        sender = Sender(outbox, composer(tutor), deliver, budget, clock=clock, lease=lease)
         return cls(planner, sender, clock)
 
     async def tick(self) -> None:
