@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.delivery.planner import in_quiet_hours, next_after, parse_weekdays
@@ -31,6 +31,14 @@ class TickReport:
     enqueued: int
     skipped_quiet: int
     learners: int
+
+
+MOVE = (
+    update(Learner.__table__)
+    .where(Learner.__table__.c.id == bindparam("learner"))
+    .values(next_nudge_at=bindparam("next_at"))
+)
+"""One executemany statement (Core, not the ORM's bulk path: a tick moves thousands of rows)."""
 
 
 def eligible():
@@ -93,7 +101,6 @@ class Planner:
                             "idempotency_key": f"nudge:{learner_id}:{slot}",
                             "learner_id": learner_id,
                             "chat_id": chat_id,
-                            "payload": {"slot": slot.isoformat()},
                             "status": "pending",
                             "attempts": 0,
                             "not_before": now,
@@ -102,8 +109,8 @@ class Planner:
                     )
                 moves.append(
                     {
-                        "id": learner_id,
-                        "next_nudge_at": next_after(
+                        "learner": learner_id,
+                        "next_at": next_after(
                             zone_name, daily, parse_weekdays(weekdays), paused, now
                         ),
                     }
@@ -111,7 +118,7 @@ class Planner:
             new = 0
             if messages:
                 new = await self.outbox.insert_rows(session, messages)
-            await session.execute(update(Learner), moves)
+            await session.execute(MOVE, moves)
         return len(rows), new, quiet
 
     async def at_risk(self, now: datetime, local_hour: int = 19) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, time, timedelta, timezone, tzinfo
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 CITY_CHOICES: tuple[tuple[str, str], ...] = (
@@ -61,8 +61,12 @@ def parse_zone(text: str) -> str | None:
     return _zones_by_city().get(key) or _zones_by_city().get(key.replace(" ", "_"))
 
 
+@lru_cache(maxsize=2048)
 def resolve_zone(name: str | None) -> tzinfo:
-    """The tzinfo for a stored zone name; UTC when unset or no longer known."""
+    """The tzinfo for a stored zone name; UTC when unset or no longer known.
+
+    Cached: zoneinfo keeps only a few zones strongly, and the planner resolves thousands a tick.
+    """
     if not name or name == "UTC":
         return UTC
     if name.startswith("UTC") and len(name) == 9:

@@ -978,6 +978,8 @@ class BotAPIServer:
         self.violation_log: list[tuple[str, ChatKey | None, float]] = []
         #: Unexpected exceptions raised while handling calls (answered 500); should stay empty.
         self.internal_errors: list[Exception] = []
+        self.on_outgoing: Callable[[OutgoingMessage], None] | None = None
+        """Called with every message the bot sends or edits (benchmarks time replies with it)."""
 
         # Updates.
         self._updates: deque[dict[str, Any]] = deque()
@@ -1899,6 +1901,8 @@ class BotAPIServer:
         record = OutgoingMessage(method, key, message, params, time.monotonic())
         self.outbox.append(record)
         self._outbox_by_chat.setdefault(key, []).append(record)
+        if self.on_outgoing is not None:
+            self.on_outgoing(record)
 
     def _editable(self, params: Params) -> tuple[ChatKey, dict[str, Any]] | None:
         """The stored bot message addressed by chat_id+message_id; None for inline messages."""

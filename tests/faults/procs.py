@@ -19,8 +19,12 @@ TOKEN = "123456:TEST-TOKEN"
 class ApiServerProcess:
     def __init__(self, *extra: str):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.botapi", "--port", "0", *extra], cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "tests.botapi", "--port", "0", *extra],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None
         self.base = self.proc.stdout.readline().strip()
         assert self.base.startswith("http"), self.proc.stderr.read() if self.proc.stderr else ""
@@ -30,9 +34,11 @@ class ApiServerProcess:
             return json.loads(response.read())
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
-        request = urllib.request.Request(f"{self.base}/_test/{path}",
-                                         data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.base}/_test/{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
@@ -61,7 +67,11 @@ class TutorProcess:
         self.log = log.open("a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "run", "--port", "0", "--listen", "127.0.0.1"],
-            cwd=ROOT, env=environment, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=ROOT,
+            env=environment,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

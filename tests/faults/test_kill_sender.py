@@ -23,9 +23,18 @@ async def prepare(url: str) -> None:
     engine = create_engine(url)
     await upgrade(engine)
     now = datetime.now(UTC)
-    await Outbox(engine).enqueue([
-        {"kind": "broadcast", "idempotency_key": f"kill:{i}", "chat_id": i,
-         "payload": {"text": f"Announcement for chat {i}"}} for i in range(1, MESSAGES + 1)], now)
+    await Outbox(engine).enqueue(
+        [
+            {
+                "kind": "broadcast",
+                "idempotency_key": f"kill:{i}",
+                "chat_id": i,
+                "payload": {"text": f"Announcement for chat {i}"},
+            }
+            for i in range(1, MESSAGES + 1)
+        ],
+        now,
+    )
     await engine.dispose()
 
 
@@ -50,10 +59,14 @@ def test_sigkill_mid_broadcast_loses_nothing(tmp_path):
         assert at_kill < MESSAGES, "the kill came too late to test anything"
         time.sleep(3.5)  # the dead process's leases expire
         tutor = TutorProcess(url, server.base, tmp_path / "tutor.log", **env)
-        wait_until(lambda: set(server.sent_chats()) >= set(range(1, MESSAGES + 1)), 90,
-                   "every message after the restart")
-        wait_until(lambda: asyncio.run(statuses(url)).get("sent") == MESSAGES, 30,
-                   "every row marked sent")
+        wait_until(
+            lambda: set(server.sent_chats()) >= set(range(1, MESSAGES + 1)),
+            90,
+            "every message after the restart",
+        )
+        wait_until(
+            lambda: asyncio.run(statuses(url)).get("sent") == MESSAGES, 30, "every row marked sent"
+        )
         tutor.stop()
         chats = collections.Counter(server.sent_chats())
     finally:

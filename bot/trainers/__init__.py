@@ -1,0 +1,1 @@
+"""Tools for vocational trainers: searching the RestART-kit of resources."""
