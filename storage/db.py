@@ -3,7 +3,8 @@
 SQLite is tuned for a bot's many small writes from concurrent tasks (research §4.2): WAL so
 readers never wait for the writer, a busy timeout, foreign keys on, and every transaction started
 with `BEGIN IMMEDIATE` so a read-then-write transaction takes the write lock up front instead of
-failing later with "database is locked". Alembic migrations run at start-up on the same connection.
+failing later with "database is locked". Within one process, transactions queue for a single
+pooled connection (an asyncio wait), so the busy handler only ever arbitrates between processes. Alembic migrations run at start-up on the same connection.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -33,6 +35,12 @@ def normalise_url(url: str) -> str:
 def create_engine(url: str, **kwargs) -> AsyncEngine:
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
+        # One connection: SQLite has one writer anyway, and waiting for the pool is an asyncio
+        # wait, while waiting for SQLite's lock is its busy handler's sleep (up to 100 ms a try).
+        kwargs.setdefault("poolclass", AsyncAdaptedQueuePool)
+        kwargs.setdefault("pool_size", 1)
+        kwargs.setdefault("max_overflow", 0)
+        kwargs.setdefault("pool_timeout", 60)
         engine = create_async_engine(url, **kwargs)
         _tune_sqlite(engine)
         return engine

@@ -1,6 +1,11 @@
 """The SQLAlchemy repository behind the engine's `Repository` protocol, one per transaction.
 
-`SqlStore.unit()` opens a session and a transaction; the learner row is read `FOR UPDATE` on
+Written on SQLAlchemy Core, not the ORM: every Telegram update is one short transaction, and the
+ORM's session, identity map and flush cost more CPU than the four statements they would save us
+writing (measured in bench/interactive.py). The learner row is loaded into a plain `LearnerRow`;
+when the unit ends, only the columns the engine changed are written back.
+
+`SqlStore.unit()` opens a connection and a transaction; the learner row is read `FOR UPDATE` on
 PostgreSQL (SQLite's `BEGIN IMMEDIATE` already serialises writers), so two updates of the same
 learner handled at once cannot interleave their read-modify-write.
 """
@@ -9,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from bot.tutor.events import Who
 from bot.tutor.ports import AnswerFact
@@ -27,32 +34,96 @@ from storage.models import (
     PracticeDay,
 )
 
+LEARNERS = Learner.__table__
+
+
+@dataclass
+class LearnerRow:
+    """One learners row as plain, mutable data (the engine's `LearnerState`)."""
+
+    id: int
+    external_id: str
+    chat_id: int | None
+    display_name: str | None
+    language: str
+    time_zone: str | None
+    daily_time: str | None
+    onboarding: str
+    awaiting: str | None
+    nudges_enabled: bool
+    active: bool
+    role: str
+    quiz_mode: str
+    course_id: str | None
+    lesson_id: str | None
+    item_index: int
+    pending_token: str | None
+    pending_selection: str | None
+    next_nudge_at: datetime | None
+    weekdays: str | None
+    quiet_hours: str | None
+    paused_until: date | None
+    streak_days: int
+    last_practice_day: date | None
+    created_at: datetime
+
+
+FIELDS = tuple(f.name for f in fields(LearnerRow))
+_COLUMNS = [LEARNERS.c[name] for name in FIELDS]
+
 
 class SqlStore:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        """ORM sessions, for code and tests that read freely outside the engine's units."""
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[SqlRepository]:
-        async with self.sessions() as session, session.begin():
-            yield SqlRepository(session)
+        async with self.engine.begin() as conn:
+            repo = SqlRepository(conn)
+            yield repo
+            await repo.save()
 
 
 class SqlRepository:
-    def __init__(self, session: AsyncSession):
-        self.session = session
-        self.dialect = session.bind.dialect.name if session.bind else "sqlite"
+    def __init__(self, conn: AsyncConnection):
+        self.conn = conn
+        self.dialect = conn.dialect.name
+        self._loaded: dict[int, tuple[LearnerRow, dict[str, Any]]] = {}
 
     def _insert(self, table):
         return (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
 
-    async def learner(self, who: Who, now: datetime) -> Learner:
-        query = select(Learner).where(Learner.external_id == who.external_id).with_for_update()
-        learner = (await self.session.execute(query)).scalar_one_or_none()
+    async def _load(self, condition) -> LearnerRow | None:
+        row = (
+            await self.conn.execute(select(*_COLUMNS).where(condition).with_for_update())
+        ).first()
+        if row is None:
+            return None
+        learner = LearnerRow(*row)
+        self._loaded[learner.id] = (learner, dict(zip(FIELDS, row, strict=True)))
+        return learner
+
+    async def save(self) -> None:
+        """Write back the columns the engine changed on the learners it loaded."""
+        for learner, before in self._loaded.values():
+            changed = {
+                name: getattr(learner, name)
+                for name in FIELDS
+                if getattr(learner, name) != before[name]
+            }
+            if changed:
+                await self.conn.execute(
+                    update(LEARNERS).where(LEARNERS.c.id == learner.id).values(**changed)
+                )
+        self._loaded.clear()
+
+    async def learner(self, who: Who, now: datetime) -> LearnerRow:
+        learner = await self._load(LEARNERS.c.external_id == who.external_id)
         if learner is None:
-            await self.session.execute(
-                self._insert(Learner)
+            await self.conn.execute(
+                self._insert(LEARNERS)
                 .values(
                     external_id=who.external_id,
                     chat_id=who.chat_id,
@@ -64,18 +135,23 @@ class SqlRepository:
                     role="learner",
                     quiz_mode="buttons",
                     item_index=0,
+                    streak_days=0,
                     created_at=now,
                 )
                 .on_conflict_do_nothing(index_elements=["external_id"])
             )
-            learner = (await self.session.execute(query)).scalar_one()
+            learner = await self._load(LEARNERS.c.external_id == who.external_id)
+            assert learner is not None
         if who.chat_id is not None and learner.chat_id != who.chat_id:
             learner.chat_id = who.chat_id
         return learner
 
+    async def learner_by_id(self, learner_id: int) -> LearnerRow | None:
+        return await self._load(LEARNERS.c.id == learner_id)
+
     async def answered(self, learner_id: int, token: str) -> bool:
         query = select(Answer.id).where(Answer.learner_id == learner_id, Answer.token == token)
-        return (await self.session.execute(query)).first() is not None
+        return (await self.conn.execute(query)).first() is not None
 
     async def record_answer(
         self,
@@ -88,7 +164,7 @@ class SqlRepository:
         correct: bool | None,
         at: datetime,
     ) -> bool:
-        result = await self.session.execute(
+        result = await self.conn.execute(
             self._insert(Answer)
             .values(
                 learner_id=learner_id,
@@ -104,7 +180,7 @@ class SqlRepository:
         return bool(result.rowcount)
 
     async def answers(self, learner_id: int) -> list[AnswerFact]:
-        rows = await self.session.execute(
+        rows = await self.conn.execute(
             select(
                 Answer.question_id,
                 Answer.lesson_id,
@@ -120,7 +196,7 @@ class SqlRepository:
     async def complete_lesson(
         self, learner_id: int, lesson_id: str, course_id: str, at: datetime
     ) -> bool:
-        result = await self.session.execute(
+        result = await self.conn.execute(
             self._insert(LessonCompletion)
             .values(
                 learner_id=learner_id, lesson_id=lesson_id, course_id=course_id, completed_at=at
@@ -130,20 +206,20 @@ class SqlRepository:
         return bool(result.rowcount)
 
     async def completed_lessons(self, learner_id: int) -> set[str]:
-        rows = await self.session.scalars(
+        rows = await self.conn.scalars(
             select(LessonCompletion.lesson_id).where(LessonCompletion.learner_id == learner_id)
         )
         return set(rows)
 
     async def add_practice_day(self, learner_id: int, day: date) -> None:
-        await self.session.execute(
+        await self.conn.execute(
             self._insert(PracticeDay)
             .values(learner_id=learner_id, day=day)
             .on_conflict_do_nothing(index_elements=["learner_id", "day"])
         )
 
     async def practice_days(self, learner_id: int) -> list[date]:
-        rows = await self.session.scalars(
+        rows = await self.conn.scalars(
             select(PracticeDay.day)
             .where(PracticeDay.learner_id == learner_id)
             .order_by(PracticeDay.day)
@@ -151,7 +227,7 @@ class SqlRepository:
         return list(rows)
 
     async def link_poll(self, poll_id: str, learner_id: int, token: str, at: datetime) -> None:
-        await self.session.execute(
+        await self.conn.execute(
             self._insert(PollLink)
             .values(poll_id=poll_id, learner_id=learner_id, token=token, created_at=at)
             .on_conflict_do_nothing(index_elements=["poll_id"])
@@ -161,10 +237,10 @@ class SqlRepository:
         query = select(PollLink.token).where(
             PollLink.poll_id == poll_id, PollLink.learner_id == learner_id
         )
-        return (await self.session.execute(query)).scalar_one_or_none()
+        return (await self.conn.execute(query)).scalar_one_or_none()
 
     async def pauses(self, learner_id: int) -> list[tuple[date, date]]:
-        rows = await self.session.execute(
+        rows = await self.conn.execute(
             select(PausePeriod.first_day, PausePeriod.last_day)
             .where(PausePeriod.learner_id == learner_id)
             .order_by(PausePeriod.first_day)
@@ -172,23 +248,25 @@ class SqlRepository:
         return [(first, last) for first, last in rows]
 
     async def set_pause(self, learner_id: int, first: date, last: date | None) -> None:
-        covering = (
-            await self.session.scalars(
-                select(PausePeriod).where(
-                    PausePeriod.learner_id == learner_id,
-                    PausePeriod.first_day <= first,
-                    PausePeriod.last_day >= first,
+        covering = await self.conn.execute(
+            select(PausePeriod.id, PausePeriod.first_day).where(
+                PausePeriod.learner_id == learner_id,
+                PausePeriod.first_day <= first,
+                PausePeriod.last_day >= first,
+            )
+        )
+        for period_id, first_day in covering.all():  # a new pause or an early end replaces it
+            if first_day < first:
+                await self.conn.execute(
+                    update(PausePeriod)
+                    .where(PausePeriod.id == period_id)
+                    .values(last_day=first - timedelta(days=1))
+                )
+            else:
+                await self.conn.execute(delete(PausePeriod).where(PausePeriod.id == period_id))
+        if last is not None:
+            await self.conn.execute(
+                PausePeriod.__table__.insert().values(
+                    learner_id=learner_id, first_day=first, last_day=last
                 )
             )
-        ).all()
-        for period in covering:  # a new pause or an early end replaces the running one
-            if period.first_day < first:
-                period.last_day = first - timedelta(days=1)
-            else:
-                await self.session.delete(period)
-        if last is not None:
-            self.session.add(PausePeriod(learner_id=learner_id, first_day=first, last_day=last))
-
-    async def learner_by_id(self, learner_id: int) -> Learner | None:
-        query = select(Learner).where(Learner.id == learner_id).with_for_update()
-        return (await self.session.execute(query)).scalar_one_or_none()

@@ -1,9 +1,9 @@
 """Ranked search over the RestART-kit, for `/toolkit <words>` and inline queries.
 
-The kit is about fifty hand-picked resources. An index that small fits in a few dictionaries and
-is rebuilt in a millisecond, so a search engine (Whoosh, SQLite FTS, Elasticsearch) or a
-stemming library would add a dependency, a process or a file to keep in sync for no gain. This
-module uses the standard library only.
+The kit is about fifty hand-picked resources. An index that small fits in a few dictionaries, is
+built in a few hundredths of a second and answers a query in well under a millisecond, so a
+search engine (Whoosh, SQLite FTS, Elasticsearch) or a stemming library would only add a
+dependency, a process or a file to keep in sync. This module uses the standard library only.
 
 How a query is matched
 ----------------------
@@ -12,12 +12,15 @@ How a query is matched
   inflection folding for English, Italian, Spanish and Greek). "Licenze", "licenza", "licence"
   and "licences" meet their own language's forms; translations meet each other only because the
   kit lists keywords in every shipped language.
-* A query word of 3 or more characters also matches the indexed words it is a prefix of, so
-  "copyr" finds "copyright" while the trainer is still typing. A prefix match counts a little
-  less than a whole-word match.
+* The last query word (the one the trainer may still be typing), and any word the index does
+  not know as a whole word, also matches the indexed words it is a prefix of, once it has 3 or
+  more characters: "copyr" finds "copyright". A prefix match counts a little less than a
+  whole-word match. Earlier, known words are not expanded, so "fact checking" does not drift
+  to "two-factor". One-character words ("a", "e", the "s" of "Europe's") are ignored.
 * Each resource is scored with BM25F: the term frequencies of its fields are weighted (name 3,
-  keywords 2, topics/tags/type 1.5, description 1, extra text 1) and length-normalised per field
-  before BM25's saturation and inverse document frequency are applied.
+  keywords in all languages 2, topics/tags/type 1.5, description 1, extra text 1) and
+  length-normalised per field before BM25's saturation and inverse document frequency are
+  applied. A competence tag such as "digcomp:3.3" is one term; "digcomp:3" finds area 3.
 * A query word contributes the score of its best-matching term (prefix expansions never add
   up), the word scores are summed and multiplied by the share of query words the resource
   matches, so a resource matching more of the words ranks higher.
@@ -92,6 +95,9 @@ _SUFFIXES = (
 )
 
 _WORD = re.compile(r"\d+(?:\.\d+)+|[^\W_]+")
+# A competence tag (see bot.content.model.TAG_PATTERN) is one search term, not three words:
+# split up, every resource would contain "digcomp" and the DigComp resource would drown.
+_TAG = re.compile(r"\b(?:digcomp|entrecomp|lifecomp):[a-z0-9]+(?:\.[a-z0-9]+)*")
 
 
 def normalise(text: str) -> str:
@@ -114,7 +120,7 @@ def stem(token: str) -> str:
 
     The word is normalised first. Then, in order:
 
-    1. a word containing a digit is returned as it is ("2030", "3d", "covid");
+    1. a word containing a digit is returned as it is ("2030", "3d", "covid19");
     2. English "-ies" becomes "-y" if that leaves at least `MIN_STEM` characters
        ("copies" → "copy", "technologies" → "technology");
     3. otherwise the first suffix in `_SUFFIXES` (longest first) that the word ends with, and
@@ -144,6 +150,26 @@ def _sigma(text: str) -> str:
     return text.replace("ς", "σ")
 
 
+def _starting(sorted_words: list[str], prefix: str) -> list[str]:
+    """The words of a sorted list that start with `prefix`."""
+    at = end = bisect_left(sorted_words, prefix)
+    while end < len(sorted_words) and sorted_words[end].startswith(prefix):
+        end += 1
+    return sorted_words[at:end]
+
+
+def _query_words(query: str) -> list[str]:
+    """The normalised words of a query, in order; a competence tag stays one word."""
+    text = query.casefold()
+    words: list[str] = []
+    start = 0
+    for tag in _TAG.finditer(text):
+        words += normalise(text[start : tag.start()]).split()
+        words.append(tag.group())
+        start = tag.end()
+    return words + normalise(text[start:]).split()
+
+
 @dataclass(frozen=True)
 class Hit:
     resource: Resource
@@ -171,16 +197,12 @@ class ToolkitIndex:
 
         fields: list[dict[str, list[str]]] = []
         surface_to_stem: dict[str, str] = {}
+        all_tags: set[str] = set()
         for r in self._resources:
             texts = {
                 "name": [r.name],
                 "keywords": [kw for lang in sorted(r.keywords) for kw in r.keywords[lang]],
-                "topics": [
-                    *r.topics,
-                    *(titles[t] for t in r.topics if t in titles),
-                    *r.tags,
-                    r.type,
-                ],
+                "topics": [*r.topics, *(titles[t] for t in r.topics if t in titles), r.type],
                 "what": [r.what],
                 "extra": list(extra_text(r)) if extra_text else [],
             }
@@ -190,6 +212,9 @@ class ToolkitIndex:
                 doc[field] = [_stem(w) for w in words]
                 for w in words:
                     surface_to_stem.setdefault(_sigma(w), _stem(w))
+            tags = [tag.casefold() for tag in r.tags]
+            doc["topics"] += tags
+            all_tags.update(tags)
             fields.append(doc)
 
         count = len(self._resources)
@@ -215,8 +240,11 @@ class ToolkitIndex:
                 idf = math.log(1 + (count - doc_freq[term] + 0.5) / (doc_freq[term] + 0.5))
                 self._postings[term][i] = idf * freq * (K1 + 1) / (freq + K1)
         self._postings = dict(self._postings)
+        # Sorted vocabularies for prefix look-ups: words (surface form → stem), and tags, which
+        # only a tag-like word ("digcomp:3") expands into.
         self._surfaces = sorted(surface_to_stem)
         self._surface_stem = surface_to_stem
+        self._tags = sorted(all_tags)
 
     @classmethod
     def from_catalog(
@@ -241,14 +269,15 @@ class ToolkitIndex:
         """The best `limit` resources for `query`, best first; `[]` when nothing matches."""
         if not query or limit <= 0:
             return []
-        words = normalise(query[:MAX_QUERY_CHARS]).split()[:MAX_QUERY_WORDS]
+        query = query[:MAX_QUERY_CHARS]
+        words = _query_words(query)[:MAX_QUERY_WORDS]
         if not words:
             return []
 
         # Each distinct query word: its best score in each resource it matches.
         per_word: list[dict[int, float]] = []
-        for word in dict.fromkeys(words):
-            terms = self._terms_for(word)
+        for word in dict.fromkeys(w for w in words if len(w) > 1):
+            terms = self._terms_for(word, prefix=word == words[-1])
             scores: dict[int, float] = {}
             for term, weight in terms.items():
                 for i, s in self._postings[term].items():
@@ -268,7 +297,7 @@ class ToolkitIndex:
         for i in base:
             base[i] *= matched[i] / len(per_word)
 
-        phrase = _sigma(" ".join(words))
+        phrase = _sigma(normalise(query))
         top = max(base.values())
         ranked: list[Hit] = []
         for i, score in base.items():
@@ -277,17 +306,21 @@ class ToolkitIndex:
         ranked.sort(key=lambda h: (-h.score, h.resource.name.casefold(), h.resource.id))
         return ranked[:limit]
 
-    def _terms_for(self, word: str) -> dict[str, float]:
-        """Index terms a query word matches, with weights: 1 for its stem, less for prefixes."""
+    def _terms_for(self, word: str, *, prefix: bool) -> dict[str, float]:
+        """Index terms a query word matches, with weights: 1 for its stem, less for prefixes.
+
+        Prefixes are expanded when `prefix` is true or when the word's stem is not indexed.
+        """
         terms: dict[str, float] = {}
-        if len(word) >= MIN_PREFIX:
-            key = _sigma(word)
-            at = bisect_left(self._surfaces, key)
-            while at < len(self._surfaces) and self._surfaces[at].startswith(key):
-                terms[self._surface_stem[self._surfaces[at]]] = PREFIX_WEIGHT
-                at += 1
         own = _stem(word)
-        if own in self._postings:
+        known = own in self._postings
+        if (prefix or not known) and len(word) >= MIN_PREFIX:
+            if ":" in word:
+                terms.update((tag, PREFIX_WEIGHT) for tag in _starting(self._tags, word))
+            else:
+                for surface in _starting(self._surfaces, _sigma(word)):
+                    terms[self._surface_stem[surface]] = PREFIX_WEIGHT
+        if known:
             terms[own] = 1.0
         return terms
 

@@ -8,6 +8,7 @@ every callback query once) lives here, once, so the two adapters cannot drift ap
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -212,20 +213,19 @@ class TelegramGateway:
             )
             await api.call("sendMessage", {"chat_id": incoming.chat_id, "text": text})
             return
-        answered = False
+        answering: asyncio.Task[None] | None = None
         try:
             actions = await self.tutor.handle(incoming.who, incoming.event)
+            if incoming.callback_id:  # answered beside the replies, not before them
+                notice = next((a.text for a in actions if isinstance(a, Notice)), None)
+                answering = asyncio.create_task(
+                    self._answer_callback(api, incoming.callback_id, notice)
+                )
             for action in actions:
-                if isinstance(action, Notice) and incoming.callback_id and not answered:
-                    await self._answer_callback(api, incoming.callback_id, action.text)
-                    answered = True
-                else:
-                    await self.render(
-                        api, incoming.chat_id, action, incoming.message_id, incoming.who
-                    )
+                await self.render(api, incoming.chat_id, action, incoming.message_id, incoming.who)
         finally:
-            if incoming.callback_id and not answered:
-                await self._answer_callback(api, incoming.callback_id, None)
+            if incoming.callback_id:
+                await (answering or self._answer_callback(api, incoming.callback_id, None))
 
     async def _answer_callback(self, api: BotApi, callback_id: str, text: str | None) -> None:
         params: dict[str, Any] = {"callback_query_id": callback_id}

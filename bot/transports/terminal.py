@@ -85,9 +85,13 @@ class TerminalChat:
                     self.print(f"[picture: {image}]")
                 self.print(text)
                 self._show_buttons([b for row in buttons for b in row])
-            case EditPressed(buttons=buttons):
-                if buttons:
+            case EditPressed(text=text, buttons=buttons):
+                if buttons:  # a redrawn keyboard (ticks in a "choose 2" question)
                     self._show_buttons([b for row in buttons for b in row])
+                else:  # the answered question, with its feedback
+                    self.print()
+                    self.print(text)
+                    self.buttons = []
             case Notice():
                 pass  # the same words always follow as a message
             case Quiz():

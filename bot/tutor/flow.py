@@ -278,15 +278,20 @@ async def answer(turn: Turn, token: str, chosen: tuple[int, ...], from_poll: boo
     )
     learner.pending_token = None
     learner.pending_selection = None
-    if not from_poll:
-        turn.out.actions.append(
-            EditPressed(
-                question_text(turn, item)
-                + "\n\n"
-                + _("Your answer: {answer}").format(answer=_chosen_label(turn, item, chosen))
-            )
+    feedback = feedback_text(turn, item, result.correct, result.feedback)
+    answered = "\n\n".join(
+        (
+            question_text(turn, item),
+            _("Your answer: {answer}").format(answer=_chosen_label(turn, item, chosen)),
+            feedback,
         )
-    turn.out.say(feedback_text(turn, item, result.correct, result.feedback))
+    )
+    if not from_poll and len(answered) <= limits.MESSAGE_TEXT_MAX:
+        # The question message now shows the answer and, below it, the feedback: one edit
+        # instead of an edit and a message, and the feedback stays beside its question.
+        turn.out.actions.append(EditPressed(answered))
+    else:
+        turn.out.say(feedback)
     learner.item_index += 1
     await present(turn)
 

@@ -1,0 +1,73 @@
+"""A bare echo bot (the benchmark's baseline): answers each button press and sends one message
+with one button. `python -m bench.echo_bot aiogram|ptb BASE_URL`, runs until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from typing import Any
+
+TOKEN = "123456:TEST-TOKEN"
+MARKUP = {"inline_keyboard": [[{"text": "again", "callback_data": "a:echo:0"}]]}
+
+
+async def aiogram_echo(base: str, stop: asyncio.Event) -> None:
+    from aiogram import Bot, Dispatcher
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+    from aiogram.types import CallbackQuery, Message
+
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
+    dp = Dispatcher()
+
+    @dp.callback_query()
+    async def on_press(query: CallbackQuery) -> None:
+        await query.answer()
+        await bot.send_message(query.from_user.id, "echo", reply_markup=MARKUP)
+
+    @dp.message()
+    async def on_text(message: Message) -> None:
+        await bot.send_message(message.chat.id, "echo", reply_markup=MARKUP)
+
+    task = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=25))
+    await stop.wait()
+    await dp.stop_polling()
+    await asyncio.gather(task, return_exceptions=True)
+    await bot.session.close()
+
+
+async def ptb_echo(base: str, stop: asyncio.Event) -> None:
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+    from telegram.ext import ApplicationBuilder, CallbackQueryHandler, MessageHandler, filters
+
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("again", callback_data="a:echo:0")]])
+    app = ApplicationBuilder().token(TOKEN).base_url(f"{base}/bot").concurrent_updates(64).build()
+
+    async def press(update: Update, _context: Any) -> None:
+        await update.callback_query.answer()
+        await app.bot.send_message(update.effective_user.id, "echo", reply_markup=keyboard)
+
+    async def text(update: Update, _context: Any) -> None:
+        await app.bot.send_message(update.effective_chat.id, "echo", reply_markup=keyboard)
+
+    app.add_handler(CallbackQueryHandler(press))
+    app.add_handler(MessageHandler(filters.TEXT, text))
+    async with app:
+        await app.start()
+        await app.updater.start_polling(timeout=25, poll_interval=0)
+        await stop.wait()
+        await app.updater.stop()
+        await app.stop()
+
+
+async def main(transport: str, base: str) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await (aiogram_echo if transport == "aiogram" else ptb_echo)(base, stop)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,233 @@
+"""Interactive benchmark: learners pressing buttons through the whole stack, against an echo bot.
+
+    python -m bench.interactive [--learners 20] [--presses 30]
+
+Each simulated learner presses a button, waits for the bot's next keyboard, and presses again,
+all learners at once. The bot runs in its own process (as it would beside Telegram), the loopback
+server and the learners in this one. Through the tutor: framework → engine → database → Bot API;
+with the bare echo bot of the same framework: framework → Bot API (answer the callback, send a
+message with one button). Same loopback server, same machine, same run: the ratio is the figure.
+Reply latency is the time from the press to the bot's first message or edit in that chat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, percentile, postgres, record
+from tests.botapi import BotAPIServer
+from tests.conftest import LESSONS
+from tests.e2e.tg import TOKEN, free_port
+
+
+class Learners:
+    """Simulated learners driven by the server's outgoing-message hook (no polling delay)."""
+
+    def __init__(self, server: BotAPIServer, count: int, first_id: int = 5000):
+        self.server = server
+        self.ids = list(range(first_id, first_id + count))
+        self.ready = {uid: asyncio.Event() for uid in self.ids}
+        self.first_reply = {uid: asyncio.Event() for uid in self.ids}
+        self.keyboard: dict[int, tuple[int, list[tuple[str, str]]]] = {}
+        self.latencies: list[float] = []
+        self.pressed_at: dict[int, float] = {}
+        server.on_outgoing = self._outgoing
+
+    def _outgoing(self, record: Any) -> None:
+        uid = record.chat_id
+        if uid not in self.ready:
+            return
+        if uid in self.pressed_at:
+            self.latencies.append(time.perf_counter() - self.pressed_at.pop(uid))
+            self.first_reply[uid].set()
+        markup = (record.message.get("reply_markup") or {}).get("inline_keyboard")
+        if markup:
+            cells = [
+                (c["callback_data"], c["text"])
+                for row in markup
+                for c in row
+                if "callback_data" in c
+            ]
+            self.keyboard[uid] = (record.message["message_id"], cells)
+            self.ready[uid].set()
+
+    def choose(self, uid: int) -> str:
+        _message_id, cells = self.keyboard[uid]
+        data = [d for d, _label in cells]
+        toggles = [(d, label) for d, label in cells if d.startswith("t:")]
+        if toggles:  # a "choose 2" question: tick two, then Check
+            unticked = [d for d, label in toggles if not label.startswith("☑")]
+            if len(toggles) - len(unticked) < 2:
+                return unticked[0]
+            return next(d for d in data if d.startswith("ok:"))
+        for prefix in ("go:", "a:", "today", "lang:en", "tz:0", "tm:"):
+            for d in data:
+                if d.startswith(prefix):
+                    return d
+        return data[0]
+
+    async def press(self, uid: int) -> None:
+        message_id, _cells = self.keyboard[uid]
+        data = self.choose(uid)
+        self.ready[uid].clear()
+        self.first_reply[uid].clear()
+        self.pressed_at[uid] = time.perf_counter()
+        self.server.user_presses(uid, data, message_id=message_id)
+        await asyncio.wait_for(self.ready[uid].wait(), 30)
+
+    async def run(self, presses: int) -> float:
+        async def one(uid: int) -> None:
+            for _ in range(presses):
+                await self.press(uid)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(uid) for uid in self.ids))
+        return time.perf_counter() - started
+
+
+def bot_process(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, *command],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def until_polling(server: BotAPIServer, proc: subprocess.Popen) -> None:
+    for _ in range(600):
+        if server.calls("getUpdates"):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError("the bot process exited")
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the bot never started polling")
+
+
+def cpu_seconds(proc: subprocess.Popen) -> float:
+    """User + system CPU time the bot process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def measure_echo(transport: str, learners: int, presses: int) -> dict[str, float]:
+    server = BotAPIServer(token=TOKEN)
+    base = await server.start()
+    proc = bot_process(["-m", "bench.echo_bot", transport, base])
+    try:
+        await until_polling(server, proc)
+        crowd = Learners(server, learners)
+        for uid in crowd.ids:  # the first message with a button
+            server.user_sends(uid, "hi")
+        await asyncio.gather(*(asyncio.wait_for(crowd.ready[u].wait(), 30) for u in crowd.ids))
+        crowd.latencies.clear()
+        cpu = cpu_seconds(proc)
+        elapsed = await crowd.run(presses)
+        cpu = cpu_seconds(proc) - cpu
+    finally:
+        stop_process(proc)
+        await server.stop()
+    return summary(crowd, elapsed, learners * presses, cpu)
+
+
+async def measure_tutor(
+    transport: str, database_url: str, learners: int, presses: int
+) -> dict[str, float]:
+    server = BotAPIServer(token=TOKEN)
+    base = await server.start()
+    proc = bot_process(
+        ["-m", "bot.cli", "run", "--port", str(free_port()), "--listen", "127.0.0.1"],
+        {
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_BASE": base,
+            "DATABASE_URL": database_url,
+            "TUTOR_TRANSPORT": transport,
+            "TUTOR_LESSONS_DIR": str(LESSONS),
+            "TUTOR_SEND_RATE": "10000",
+        },
+    )
+    try:
+        await until_polling(server, proc)
+        crowd = Learners(server, learners)
+        for uid in crowd.ids:  # onboarding is not timed: /start, language, zone, time, start
+            server.user_sends(uid, "/start")
+        await asyncio.gather(*(asyncio.wait_for(crowd.ready[u].wait(), 30) for u in crowd.ids))
+        for _ in range(4):
+            await asyncio.gather(*(crowd.press(u) for u in crowd.ids))
+        crowd.latencies.clear()
+        cpu = cpu_seconds(proc)
+        elapsed = await crowd.run(presses)
+        cpu = cpu_seconds(proc) - cpu
+    finally:
+        stop_process(proc)
+        await server.stop()
+    return summary(crowd, elapsed, learners * presses, cpu)
+
+
+def summary(crowd: Learners, elapsed: float, interactions: int, cpu: float) -> dict[str, float]:
+    lat = crowd.latencies
+    return {
+        "updates_per_s": interactions / elapsed,
+        "p50_ms": percentile(lat, 50) * 1000,
+        "p95_ms": percentile(lat, 95) * 1000,
+        "p99_ms": percentile(lat, 99) * 1000,
+        "bot_cpu_ms_per_update": cpu / interactions * 1000,
+        "bot_cpu_share": cpu / elapsed,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--learners", type=int, default=20)
+    parser.add_argument("--presses", type=int, default=30)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args(argv)
+    figures: dict[str, float] = {}
+
+    def report(prefix: str, echo: dict[str, float], tutor: dict[str, float]) -> None:
+        for key, value in echo.items():
+            figures[f"{prefix}_echo_{key}"] = value
+        for key, value in tutor.items():
+            figures[f"{prefix}_tutor_{key}"] = value
+        figures[f"{prefix}_throughput_ratio"] = tutor["updates_per_s"] / echo["updates_per_s"]
+        figures[f"{prefix}_p95_ratio"] = tutor["p95_ms"] / echo["p95_ms"]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for transport in ("aiogram", "ptb"):
+            echo = asyncio.run(measure_echo(transport, args.learners, args.presses))
+            url = f"sqlite:///{Path(tmp) / f'{transport}.db'}"
+            tutor = asyncio.run(measure_tutor(transport, url, args.learners, args.presses))
+            report(f"interactive_{transport}_sqlite", echo, tutor)
+        if not args.no_postgres:
+            with postgres() as new_database:
+                echo = asyncio.run(measure_echo("aiogram", args.learners, args.presses))
+                tutor = asyncio.run(
+                    measure_tutor("aiogram", new_database(), args.learners, args.presses)
+                )
+                report("interactive_aiogram_postgresql", echo, tutor)
+    for name, value in figures.items():
+        print(f"  {name} = {value:,.2f}")
+    record(figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
