@@ -4,7 +4,8 @@ SQLite is tuned for a bot's many small writes from concurrent tasks (research §
 readers never wait for the writer, a busy timeout, foreign keys on, and every transaction started
 with `BEGIN IMMEDIATE` so a read-then-write transaction takes the write lock up front instead of
 failing later with "database is locked". Within one process, transactions queue for a single
-pooled connection (an asyncio wait), so the busy handler only ever arbitrates between processes. Alembic migrations run at start-up on the same connection.
+pooled connection (an asyncio wait), so the busy handler only ever arbitrates between
+processes. Alembic migrations run at start-up on the same connection.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 15_000
