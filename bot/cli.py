@@ -4,6 +4,8 @@ restart-tutor chat [--learner NAME]      the tutor in the terminal (no token, no
 restart-tutor lessons check [--path DIR] list every content error with file and line
 restart-tutor lessons stats [--json]     counts and coverage per course
 restart-tutor db upgrade                 run the database migrations
+restart-tutor run [--transport aiogram|ptb] [--webhook-url URL]   the tutor on Telegram
+restart-tutor verify CODE                check a certificate's verification code
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", default="0.0.0.0", help="address of the HTTP server")
     run.add_argument("--port", type=int, default=8080, help="port for /healthz and the webhook")
 
+    verify = sub.add_parser("verify", help="check a certificate's verification code")
+    verify.add_argument("code", help="the code printed on the certificate")
+
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply the migrations")
@@ -74,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(_db_upgrade(settings))
             case "run":
                 return _run(args, settings)
+            case "verify":
+                return asyncio.run(_verify(settings, args.code))
     except ContentInvalid as exc:
         print("The course content has errors; fix them and start again:", file=sys.stderr)
         for error in exc.errors:
@@ -156,6 +163,23 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(exc, file=sys.stderr)
         return 3
     return 0
+
+
+async def _verify(settings: Settings, code: str) -> int:
+    from bot.app import build_app
+    from bot.i18n import Translator
+    from bot.media.certificate import normalise_code
+    from bot.tutor.certify import verdict
+
+    app = await build_app(settings)
+    try:
+        canonical = normalise_code(code)
+        async with app.store.unit() as repo:
+            fact = await repo.certificate_by_code(canonical) if canonical else None
+        print(verdict(app.catalog, Translator(None), fact))
+        return 0 if fact else 1
+    finally:
+        await app.close()
 
 
 async def _db_upgrade(settings: Settings) -> int:

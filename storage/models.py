@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -68,7 +69,7 @@ class Learner(Base):
     time_zone: Mapped[str | None] = mapped_column(String(64))
     daily_time: Mapped[str | None] = mapped_column(String(5))
     onboarding: Mapped[str] = mapped_column(String(16), default="new")
-    awaiting: Mapped[str | None] = mapped_column(String(16))
+    awaiting: Mapped[str | None] = mapped_column(String(48))
     nudges_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     role: Mapped[str] = mapped_column(String(16), default="learner")
@@ -78,6 +79,8 @@ class Learner(Base):
     item_index: Mapped[int] = mapped_column(Integer, default=0)
     pending_token: Mapped[str | None] = mapped_column(String(16))
     pending_selection: Mapped[str | None] = mapped_column(String(64))
+    reviewing: Mapped[str | None] = mapped_column(String(48))
+    """The question (or "booster:<n>:<question>") on screen in a review session."""
     next_nudge_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     weekdays: Mapped[str | None] = mapped_column(String(7))
     quiet_hours: Mapped[str | None] = mapped_column(String(11))
@@ -105,6 +108,8 @@ class Answer(Base):
     choice: Mapped[str] = mapped_column(String(64))
     correct: Mapped[bool | None] = mapped_column(Boolean)
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    context: Mapped[str] = mapped_column(String(12), default="lesson", server_default="lesson")
+    """lesson | review | booster: where the answer was given."""
 
 
 class LessonCompletion(Base):
@@ -178,6 +183,64 @@ class InstanceLock(Base):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     holder: Mapped[str] = mapped_column(String(80))
     lease_until: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReviewCard(Base):
+    """FSRS state of one question for one learner (the `fsrs` package's Card, as JSON)."""
+
+    __tablename__ = "review_cards"
+    __table_args__ = (Index("ix_review_cards_due", "learner_id", "due"),)
+
+    learner_id: Mapped[int] = mapped_column(
+        ForeignKey("learners.id", ondelete="CASCADE"), primary_key=True
+    )
+    question_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    due: Mapped[datetime] = mapped_column(UTCDateTime)
+    card: Mapped[dict] = mapped_column(JSON)
+
+
+class TestScore(Base):
+    """A pre- or post-test result. The first completion is the score (a unique key)."""
+
+    __tablename__ = "test_scores"
+
+    learner_id: Mapped[int] = mapped_column(
+        ForeignKey("learners.id", ondelete="CASCADE"), primary_key=True
+    )
+    course_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # pre | post
+    discernment: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Booster(Base):
+    """A spaced booster (three mixed items) due some days after a course was finished."""
+
+    __tablename__ = "boosters"
+
+    learner_id: Mapped[int] = mapped_column(
+        ForeignKey("learners.id", ondelete="CASCADE"), primary_key=True
+    )
+    course_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    due_on: Mapped[date] = mapped_column(Date)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Certificate(Base):
+    __tablename__ = "certificates"
+
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    learner_id: Mapped[int] = mapped_column(
+        ForeignKey("learners.id", ondelete="CASCADE"), index=True
+    )
+    course_id: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    score: Mapped[float] = mapped_column(Float)
+    competences: Mapped[list] = mapped_column(JSON)
+    salt: Mapped[str] = mapped_column(String(40))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PollLink(Base):

@@ -18,20 +18,24 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from bot.tutor.events import Who
-from bot.tutor.ports import AnswerFact
+from bot.tutor.ports import AnswerFact, CertificateFact
 from storage.models import (
     Answer,
+    Booster,
+    Certificate,
     Learner,
     LessonCompletion,
     PausePeriod,
     PollLink,
     PracticeDay,
+    ReviewCard,
+    TestScore,
 )
 
 LEARNERS = Learner.__table__
@@ -59,6 +63,7 @@ class LearnerRow:
     item_index: int
     pending_token: str | None
     pending_selection: str | None
+    reviewing: str | None
     next_nudge_at: datetime | None
     weekdays: str | None
     quiet_hours: str | None
@@ -163,6 +168,7 @@ class SqlRepository:
         choice: str,
         correct: bool | None,
         at: datetime,
+        context: str = "lesson",
     ) -> bool:
         result = await self.conn.execute(
             self._insert(Answer)
@@ -174,6 +180,7 @@ class SqlRepository:
                 choice=choice,
                 correct=correct,
                 answered_at=at,
+                context=context,
             )
             .on_conflict_do_nothing(index_elements=["learner_id", "token"])
         )
@@ -187,6 +194,7 @@ class SqlRepository:
                 Answer.choice,
                 Answer.correct,
                 Answer.answered_at,
+                Answer.context,
             )
             .where(Answer.learner_id == learner_id)
             .order_by(Answer.answered_at, Answer.id)
@@ -270,3 +278,151 @@ class SqlRepository:
                     learner_id=learner_id, first_day=first, last_day=last
                 )
             )
+
+    async def review_card(self, learner_id: int, question_id: str) -> dict | None:
+        query = select(ReviewCard.card).where(
+            ReviewCard.learner_id == learner_id, ReviewCard.question_id == question_id
+        )
+        return (await self.conn.execute(query)).scalar_one_or_none()
+
+    async def save_review_card(
+        self, learner_id: int, question_id: str, due: datetime, card: dict
+    ) -> None:
+        statement = self._insert(ReviewCard).values(
+            learner_id=learner_id, question_id=question_id, due=due, card=card
+        )
+        await self.conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["learner_id", "question_id"], set_={"due": due, "card": card}
+            )
+        )
+
+    async def due_reviews(self, learner_id: int, now: datetime, limit: int) -> list[str]:
+        rows = await self.conn.scalars(
+            select(ReviewCard.question_id)
+            .where(ReviewCard.learner_id == learner_id, ReviewCard.due <= now)
+            .order_by(ReviewCard.due, ReviewCard.question_id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def answers_since(self, learner_id: int, since: datetime, context: str) -> int:
+        count = await self.conn.scalar(
+            select(func.count())
+            .select_from(Answer)
+            .where(
+                Answer.learner_id == learner_id,
+                Answer.context == context,
+                Answer.answered_at >= since,
+            )
+        )
+        return count or 0
+
+    async def save_test_score(
+        self,
+        learner_id: int,
+        course_id: str,
+        kind: str,
+        discernment: float | None,
+        confidence: float | None,
+        at: datetime,
+    ) -> bool:
+        result = await self.conn.execute(
+            self._insert(TestScore)
+            .values(
+                learner_id=learner_id,
+                course_id=course_id,
+                kind=kind,
+                discernment=discernment,
+                confidence=confidence,
+                taken_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["learner_id", "course_id", "kind"])
+        )
+        return bool(result.rowcount)
+
+    async def test_scores(self, learner_id: int, course_id: str) -> dict[str, float | None]:
+        rows = await self.conn.execute(
+            select(TestScore.kind, TestScore.discernment).where(
+                TestScore.learner_id == learner_id, TestScore.course_id == course_id
+            )
+        )
+        return {kind: value for kind, value in rows}
+
+    async def add_boosters(self, learner_id: int, course_id: str, due: list[date]) -> None:
+        for number, day in enumerate(due, 1):
+            await self.conn.execute(
+                self._insert(Booster)
+                .values(learner_id=learner_id, course_id=course_id, number=number, due_on=day)
+                .on_conflict_do_nothing(index_elements=["learner_id", "course_id", "number"])
+            )
+
+    async def due_booster(self, learner_id: int, today: date) -> tuple[str, int] | None:
+        row = (
+            await self.conn.execute(
+                select(Booster.course_id, Booster.number)
+                .where(
+                    Booster.learner_id == learner_id,
+                    Booster.due_on <= today,
+                    Booster.done_at.is_(None),
+                )
+                .order_by(Booster.due_on, Booster.number)
+                .limit(1)
+            )
+        ).first()
+        return (row[0], row[1]) if row else None
+
+    async def finish_booster(
+        self, learner_id: int, course_id: str, number: int, at: datetime
+    ) -> None:
+        await self.conn.execute(
+            update(Booster)
+            .where(
+                Booster.learner_id == learner_id,
+                Booster.course_id == course_id,
+                Booster.number == number,
+                Booster.done_at.is_(None),
+            )
+            .values(done_at=at)
+        )
+
+    async def certificate(self, learner_id: int, course_id: str) -> CertificateFact | None:
+        return await self._certificate(
+            (Certificate.learner_id == learner_id) & (Certificate.course_id == course_id)
+        )
+
+    async def certificate_by_code(self, code: str) -> CertificateFact | None:
+        return await self._certificate(Certificate.code == code)
+
+    async def _certificate(self, condition) -> CertificateFact | None:
+        row = (
+            await self.conn.execute(
+                select(
+                    Certificate.code,
+                    Certificate.learner_id,
+                    Certificate.course_id,
+                    Certificate.name,
+                    Certificate.score,
+                    Certificate.competences,
+                    Certificate.salt,
+                    Certificate.issued_at,
+                )
+                .where(condition)
+                .limit(1)
+            )
+        ).first()
+        return CertificateFact(*row) if row else None
+
+    async def add_certificate(self, fact: CertificateFact) -> None:
+        await self.conn.execute(
+            Certificate.__table__.insert().values(
+                code=fact.code,
+                learner_id=fact.learner_id,
+                course_id=fact.course_id,
+                name=fact.name,
+                score=fact.score,
+                competences=fact.competences,
+                salt=fact.salt,
+                issued_at=fact.issued_at,
+            )
+        )

@@ -31,13 +31,17 @@ class Chat:
         )
         self.last: list[Action] = []
         self.keyboard: list[Button] = []
+        self.keyboard_text = ""
+        self.history: list[str] = []
         self.quiz: Quiz | None = None
 
     async def send(self, event: Event) -> list[Action]:
         self.last = await self.tutor.handle(self.who, event)
+        self.history.append(self.said)
         for action in self.last:
             if isinstance(action, Reply) and action.buttons:
                 self.keyboard = [b for row in action.buttons for b in row]
+                self.keyboard_text = action.text
             if isinstance(action, EditPressed) and action.buttons:
                 self.keyboard = [b for row in action.buttons for b in row]
             if isinstance(action, Quiz):
@@ -106,9 +110,47 @@ async def take_lesson(chat: Chat, lesson, right: bool = True) -> None:
             for i in picks:
                 await chat.send(Press(toggles[i].data or ""))
                 toggles = [b for b in chat.keyboard if (b.data or "").startswith("t:")]
-            await chat.press("Check")
+            await chat.send(
+                Press(next(b.data for b in chat.keyboard if (b.data or "").startswith("ok:")))
+            )
         elif isinstance(item, Rating):
             good = 1 if item.manipulative == right else 5
             await chat.press(str(good))
         elif isinstance(item, Confidence):
             await chat.press("4")
+
+
+def question_on_screen(chat: Chat, catalog):
+    """The catalog question whose prompt (or post) is in the last messages, if any."""
+    from bot.content import Card
+
+    text = chat.keyboard_text
+    for course in catalog.courses.values():
+        for lesson in course.lessons:
+            for item in lesson.items:
+                if isinstance(item, Card):
+                    continue
+                probe = getattr(item, "prompt", None) or getattr(item, "post", "")
+                if probe and probe[:60] in text:
+                    return item
+    return None
+
+
+async def answer_reviews(chat: Chat, catalog, right: bool = True) -> int:
+    """Answer review and booster questions while they are on screen; return how many."""
+    from bot.content import Lesson
+
+    count = 0
+    while chat.keyboard and not any(
+        b.label.startswith(("Continue", "Start")) for b in chat.keyboard
+    ):
+        if count > 40:
+            raise AssertionError(f"reviews never end: {chat.said[-300:]!r}")
+        item = question_on_screen(chat, catalog)
+        if item is None:
+            break
+        await take_lesson(
+            chat, Lesson(id="x", title="x", tags=["digcomp:1.1"], items=[item]), right=right
+        )
+        count += 1
+    return count

@@ -60,7 +60,7 @@ def test_piped_session_onboards_finishes_a_lesson_and_shows_streak(tmp_path, cat
     )
     assert "All set!" in out
     assert "Lesson complete" in out
-    assert "Streak: 1 day" in out.split("/progress")[-1]
+    assert "Streak: 1 day" in out.split("> /progress")[-1]
     assert "Bye!" in out
 
 

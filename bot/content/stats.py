@@ -26,6 +26,7 @@ def course_stats(catalog: Catalog) -> dict[str, Any]:
             ),
             "ratings": sum(isinstance(i, Rating) for i in questions),
             "with_feedback": sum(not isinstance(i, Confidence) for i in questions),
+            "confidence": sum(isinstance(i, Confidence) for i in questions),
             "tagged_lessons_share": round(sum(bool(les.tags) for les in lessons) / len(lessons), 4),
             "unknown_tags": [t for t in tags if not catalog.knows_tag(t)],
             "competences": tags,

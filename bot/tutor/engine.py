@@ -16,7 +16,7 @@ from pathlib import Path
 from bot.content import Catalog
 from bot.delivery.planner import reschedule
 from bot.i18n import LOCALES_DIR, Translator
-from bot.tutor import flow, habits, nudges, onboarding, report
+from bot.tutor import assessment, certify, flow, habits, nudges, onboarding, report, review
 from bot.tutor.events import (
     Action,
     ChatStatus,
@@ -149,7 +149,7 @@ class Tutor:
         if name == "start":
             await onboarding.start(turn, who, args)
             return
-        if turn.learner.onboarding != "done" and name not in ("help", "language", "settings"):
+        if turn.learner.onboarding != "done" and name not in BEFORE_ONBOARDING:
             await onboarding.resume(turn)
             return
         handler = COMMANDS.get(name) or WITH_ARGS.get(name)
@@ -199,6 +199,10 @@ async def _help(turn: Turn) -> None:
             "RestART Tutor: a few minutes of learning a day.\n\n"
             "/today: continue your lesson\n"
             "/progress: your progress and streak\n"
+            "/review: questions due for review\n"
+            "/courses: the courses and which one you follow\n"
+            "/certificate: your certificates again\n"
+            "/verify CODE: check a certificate\n"
             "/settings: language, time zone, daily time, question style\n"
             "/language: change the language\n"
             "/pause: a holiday from reminders (your streak is frozen)\n"
@@ -234,10 +238,33 @@ async def _resume(turn: Turn) -> None:
     )
 
 
+async def _review(turn: Turn) -> None:
+    _ = turn.t._
+    if await review.next_review(turn):
+        return
+    if not await review.reviews_left_today(turn):
+        turn.out.say(
+            _("You have done today's {n} reviews. More tomorrow!").format(
+                n=review.DAILY_REVIEW_CAP
+            ),
+            ((flow.start_button(turn),),),
+        )
+    else:
+        turn.out.say(
+            _(
+                "No reviews are due right now. Questions you answer come back here "
+                "when it is time to remember them."
+            ),
+            ((flow.start_button(turn),),),
+        )
+
+
 COMMANDS = {
     "today": flow.today,
     "next": flow.today,
     "progress": report.progress,
+    "review": _review,
+    "courses": report.courses,
     "settings": onboarding.settings,
     "language": onboarding.ask_language,
     "help": _help,
@@ -245,13 +272,20 @@ COMMANDS = {
     "resume": _resume,
 }
 
+BEFORE_ONBOARDING = ("help", "language", "settings", "verify")
+
 WITH_ARGS = {
+    "verify": certify.verify,
+    "certificate": certify.resend,
     "pause": habits.pause,
     "quiet": habits.quiet,
     "days": habits.days,
 }
 
 PRESSES = {
+    "skip": lambda turn, _rest: assessment.skip_pretest(turn),
+    "cert": certify.use_telegram_name,
+    "course": report.choose_course,
     "pause": habits.pause_press,
     "day": habits.day_press,
     "go": flow.go,

@@ -38,25 +38,54 @@ def new_token() -> str:
     return secrets.token_urlsafe(6)
 
 
+def start_button(turn: Turn) -> Button:
+    _ = turn.t._
+    return Button(_("Continue learning ▸"), "today")
+
+
 async def today(turn: Turn) -> None:
-    """Continue where the learner left off, or start their next lesson."""
+    """The daily session, in order: the item on screen; a lesson in progress; a booster due
+    today; due reviews (capped per day); then the next new lesson, in the learner's course or,
+    when that one is finished, in the next course not finished yet."""
+    from bot.tutor import review
+
     _ = turn.t._
     learner = turn.learner
+    if learner.reviewing and turn.catalog.question(review.question_of(learner.reviewing)):
+        await present_question(turn)
+        return
+    learner.reviewing = None
     if learner.lesson_id and turn.catalog.lesson(learner.lesson_id):
         await present(turn)
         return
-    course = turn.catalog.course(learner.course_id or "") or turn.catalog.default_course()
-    learner.course_id = course.id
+    if await review.start_booster(turn) or await review.next_review(turn):
+        return
     done = await turn.repo.completed_lessons(learner.id)
+    course = turn.catalog.course(learner.course_id or "") or turn.catalog.default_course()
     lesson = turn.catalog.next_lesson(course.id, done)
     if lesson is None:
+        unfinished = [
+            c
+            for c in turn.catalog.courses.values()
+            if turn.catalog.next_lesson(c.id, done) is not None
+        ]
+        if not unfinished:
+            turn.out.say(
+                _(
+                    "You have finished every course. Well done! Your reviews will "
+                    "keep it fresh: /review"
+                )
+            )
+            return
         turn.out.say(
-            _(
-                "You have finished every lesson of “{course}”. Well done! "
-                "Type /progress to see your results."
-            ).format(course=course.title)
+            _("You have finished “{course}”. Next: “{other}”.").format(
+                course=course.title, other=unfinished[0].title
+            )
         )
-        return
+        course = unfinished[0]
+        lesson = turn.catalog.next_lesson(course.id, done)
+        assert lesson is not None
+    learner.course_id = course.id
     learner.lesson_id, learner.item_index = lesson.id, 0
     place = turn.catalog.place(lesson.id)
     module = place.module.title if place else ""
@@ -72,19 +101,44 @@ async def present(turn: Turn) -> None:
         await _finish(turn, lesson)
         return
     item = lesson.items[learner.item_index]
-    token = learner.pending_token = new_token()
+    token = _fresh_token(turn)
     learner.pending_selection = None
     if isinstance(item, Card):
         _ = turn.t._
         text = item.text
         if item.link:
             text += "\n\n" + item.link
-        turn.out.say(text, ((Button(_("Continue ▸"), f"go:{token}"),),), image=item.image)
+        buttons: Keyboard = ((Button(_("Continue ▸"), f"go:{token}"),),)
+        if lesson.role == "pretest" and learner.item_index == 0:
+            buttons += ((Button(_("Skip the starting test"), "skip:test"),),)
+        turn.out.say(text, buttons, image=item.image)
         return
-    if learner.quiz_mode == "poll" and _fits_quiz(item):
+    _show(turn, item, token)
+
+
+def _show(turn: Turn, item: Question, token: str) -> None:
+    if turn.learner.quiz_mode == "poll" and _fits_quiz(item):
         turn.out.actions.append(_quiz(turn, item, token))
+    else:
+        turn.out.say(question_text(turn, item), _answer_buttons(turn, item, token, set()))
+
+
+async def present_question(turn: Turn) -> None:
+    """Show the review or booster question named by `learner.reviewing`."""
+    from bot.tutor import review
+
+    found = turn.catalog.question(review.question_of(turn.learner.reviewing or ""))
+    if found is None:
+        turn.learner.reviewing = None
+        await today(turn)
         return
-    turn.out.say(question_text(turn, item), _answer_buttons(turn, item, token, set()))
+    turn.learner.pending_selection = None
+    _show(turn, found[1], _fresh_token(turn))
+
+
+def _fresh_token(turn: Turn) -> str:
+    turn.learner.pending_token = new_token()
+    return turn.learner.pending_token
 
 
 def _fits_quiz(item: Question) -> bool:
@@ -170,7 +224,13 @@ def _answer_buttons(turn: Turn, item: Question, token: str, selected: set[int]) 
 
 
 def _current(turn: Turn) -> tuple[Lesson, Card | Question] | None:
+    """The lesson and item on screen: a review or booster item first, else the lesson's."""
+    from bot.tutor import review
+
     learner = turn.learner
+    if learner.reviewing:
+        found = turn.catalog.question(review.question_of(learner.reviewing))
+        return (found[0].lesson, found[1]) if found else None
     lesson = turn.catalog.lesson(learner.lesson_id or "")
     if lesson is None or learner.item_index >= len(lesson.items):
         return None
@@ -266,7 +326,11 @@ async def answer(turn: Turn, token: str, chosen: tuple[int, ...], from_poll: boo
     if not chosen or any(i >= option_count(item) for i in chosen):
         await _stale(turn, token)
         return
+    from bot.tutor import review
+    from bot.tutor.assessment import TEST_ROLES
+
     result = grade(item, chosen)
+    context = review.context_of(learner.reviewing) if learner.reviewing else "lesson"
     await turn.repo.record_answer(
         learner.id,
         question_id=item.id,
@@ -275,10 +339,18 @@ async def answer(turn: Turn, token: str, chosen: tuple[int, ...], from_poll: boo
         choice=result.choice,
         correct=result.correct,
         at=turn.now,
+        context=context,
     )
     learner.pending_token = None
     learner.pending_selection = None
-    feedback = feedback_text(turn, item, result.correct, result.feedback)
+    in_test = context == "lesson" and lesson.role in TEST_ROLES
+    if not in_test:
+        await review.schedule(turn, item, result.correct)
+    feedback = (
+        _("Noted. The answers come at the end of the test.")
+        if in_test
+        else feedback_text(turn, item, result.correct, result.feedback)
+    )
     answered = "\n\n".join(
         (
             question_text(turn, item),
@@ -292,6 +364,9 @@ async def answer(turn: Turn, token: str, chosen: tuple[int, ...], from_poll: boo
         turn.out.actions.append(EditPressed(answered))
     else:
         turn.out.say(feedback)
+    if context != "lesson":
+        await review.after_answer(turn)
+        return
     learner.item_index += 1
     await present(turn)
 
@@ -361,6 +436,9 @@ async def _finish(turn: Turn, lesson: Lesson | None) -> None:
     streak = await habits.streak(turn)
     learner.streak_days = streak.current
     learner.last_practice_day = local_date(turn.now, turn.zone)
+    from bot.tutor import assessment, certify, review
+    from bot.tutor.assessment import TEST_ROLES
+
     ids = {q.id for q in lesson.questions}
     graded = {}
     for fact in await turn.repo.answers(learner.id):
@@ -368,17 +446,34 @@ async def _finish(turn: Turn, lesson: Lesson | None) -> None:
             graded[fact.question_id] = fact.correct  # the latest answer counts here
     right = sum(graded.values())
     lines = [_("🎉 Lesson complete: {title}").format(title=lesson.title)]
-    if graded:
+    if graded and lesson.role not in TEST_ROLES:
         lines.append(_("{right} of {total} answers right.").format(right=right, total=len(graded)))
     lines.append(
         turn.t.ngettext("🔥 Streak: {n} day", "🔥 Streak: {n} days", streak.current).format(
             n=streak.current
         )
     )
+    if lesson.role in TEST_ROLES:
+        turn.out.say("\n".join(await assessment.finish(turn, lesson, course_id)))
     done = await turn.repo.completed_lessons(learner.id)
     following = turn.catalog.next_lesson(course_id, done)
-    if following is None:
+    if following is None and place is not None:
         lines.append(_("You have finished the whole course. Congratulations!"))
+        if any(les.role == "posttest" for les in place.course.lessons):
+            await review.add_boosters(turn, place.course)
+            lines.append(
+                _(
+                    "Short boosters will come back in a week and in a month: they keep "
+                    "the effect from fading."
+                )
+            )
+        lines += await certify.course_completed(turn, place.course)
+        buttons: Keyboard = (
+            (certify.name_button(turn),) if learner.awaiting else ((start_button(turn),),)
+        )
+        turn.out.say("\n".join(lines), buttons)
+        return
+    if following is None:
         turn.out.say("\n".join(lines))
         return
     lines.append(_("Next: {title}").format(title=following.title))

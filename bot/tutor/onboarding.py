@@ -179,6 +179,11 @@ async def _set_time(turn: Turn, daily: str) -> None:
 async def typed(turn: Turn, text: str) -> None:
     """Free text while we wait for a zone or a time."""
     _ = turn.t._
+    if (turn.learner.awaiting or "").startswith("cert:"):
+        from bot.tutor import certify
+
+        await certify.typed_name(turn, text)
+        return
     if turn.learner.awaiting == "zone":
         zone = parse_zone(text)
         if zone is None:

@@ -43,6 +43,7 @@ class LearnerState(Protocol):
     item_index: int
     pending_token: str | None
     pending_selection: str | None
+    reviewing: str | None
     next_nudge_at: datetime | None
     weekdays: str | None
     quiet_hours: str | None
@@ -58,6 +59,19 @@ class AnswerFact:
     choice: str
     correct: bool | None
     answered_at: datetime
+    context: str = "lesson"
+
+
+@dataclass(frozen=True)
+class CertificateFact:
+    code: str
+    learner_id: int
+    course_id: str
+    name: str
+    score: float
+    competences: list[str]
+    salt: str
+    issued_at: datetime
 
 
 class Repository(Protocol):
@@ -75,6 +89,7 @@ class Repository(Protocol):
         choice: str,
         correct: bool | None,
         at: datetime,
+        context: str = "lesson",
     ) -> bool: ...
 
     async def answers(self, learner_id: int) -> list[AnswerFact]: ...
@@ -100,6 +115,44 @@ class Repository(Protocol):
         ...
 
     async def learner_by_id(self, learner_id: int) -> LearnerState | None: ...
+
+    async def review_card(self, learner_id: int, question_id: str) -> dict | None: ...
+
+    async def save_review_card(
+        self, learner_id: int, question_id: str, due: datetime, card: dict
+    ) -> None: ...
+
+    async def due_reviews(self, learner_id: int, now: datetime, limit: int) -> list[str]: ...
+
+    async def answers_since(self, learner_id: int, since: datetime, context: str) -> int: ...
+
+    async def save_test_score(
+        self,
+        learner_id: int,
+        course_id: str,
+        kind: str,
+        discernment: float | None,
+        confidence: float | None,
+        at: datetime,
+    ) -> bool:
+        """Store a pre/post score; False (and nothing changed) when one exists already."""
+        ...
+
+    async def test_scores(self, learner_id: int, course_id: str) -> dict[str, float | None]: ...
+
+    async def add_boosters(self, learner_id: int, course_id: str, due: list[date]) -> None: ...
+
+    async def due_booster(self, learner_id: int, today: date) -> tuple[str, int] | None: ...
+
+    async def finish_booster(
+        self, learner_id: int, course_id: str, number: int, at: datetime
+    ) -> None: ...
+
+    async def certificate(self, learner_id: int, course_id: str) -> CertificateFact | None: ...
+
+    async def add_certificate(self, fact: CertificateFact) -> None: ...
+
+    async def certificate_by_code(self, code: str) -> CertificateFact | None: ...
 
 
 class Store(Protocol):
