@@ -136,6 +136,7 @@ class TelegramService:
             self.options.transport, self.settings.bot_token, self.settings.api_base, gateway
         )
         gateway.bot_username = await self.runner.start()
+        self.app.tutor.bot_username = gateway.bot_username or self.app.tutor.bot_username
         budget = Budget(self.settings.send_rate)
         raw_api = self.runner.api
         self.runner.api = BudgetedApi(raw_api, budget)
@@ -150,6 +151,7 @@ class TelegramService:
                 deliver,
                 budget,
                 lease=timedelta(seconds=self.settings.sender_lease),
+                api=self.runner.api,
             )
             await self.delivery.start()
         for menu in command_menus():

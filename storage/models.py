@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     TypeDecorator,
@@ -86,6 +87,8 @@ class Learner(Base):
     quiet_hours: Mapped[str | None] = mapped_column(String(11))
     paused_until: Mapped[date | None] = mapped_column(Date)
     streak_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    share_name: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    """Consent to appear by name (not a pseudonym) in a trainer's export."""
     last_practice_day: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -241,6 +244,65 @@ class Certificate(Base):
     competences: Mapped[list] = mapped_column(JSON)
     salt: Mapped[str] = mapped_column(String(40))
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Cohort(Base):
+    __tablename__ = "cohorts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    course_id: Mapped[str | None] = mapped_column(String(40))
+    default_time: Mapped[str | None] = mapped_column(String(5))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("learners.id", ondelete="CASCADE"), index=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CohortMember(Base):
+    __tablename__ = "cohort_members"
+
+    cohort_id: Mapped[int] = mapped_column(
+        ForeignKey("cohorts.id", ondelete="CASCADE"), primary_key=True
+    )
+    learner_id: Mapped[int] = mapped_column(
+        ForeignKey("learners.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TrainerInvite(Base):
+    """A one-time link that makes whoever opens it a trainer."""
+
+    __tablename__ = "trainer_invites"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    created_by: Mapped[int] = mapped_column(ForeignKey("learners.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("learners.id", ondelete="SET NULL"))
+
+
+class Broadcast(Base):
+    """A trainer's announcement: draft → scheduled → sending → done (or cancelled)."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("learners.id", ondelete="CASCADE"))
+    owner_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    cohort_id: Mapped[int | None] = mapped_column(Integer)
+    """None: all of the owner's cohorts."""
+    text: Mapped[str | None] = mapped_column(String(4096))
+    media_kind: Mapped[str | None] = mapped_column(String(10))  # photo | document
+    media_id: Mapped[str | None] = mapped_column(String(200))
+    media_bytes: Mapped[bytes | None] = mapped_column(LargeBinary)
+    media_name: Mapped[str | None] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(10), default="draft")
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    progress_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    progress_text: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PollLink(Base):

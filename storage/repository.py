@@ -37,6 +37,7 @@ from storage.models import (
     ReviewCard,
     TestScore,
 )
+from storage.trainers import TrainerQueries
 
 LEARNERS = Learner.__table__
 
@@ -69,6 +70,7 @@ class LearnerRow:
     quiet_hours: str | None
     paused_until: date | None
     streak_days: int
+    share_name: bool
     last_practice_day: date | None
     created_at: datetime
 
@@ -91,7 +93,7 @@ class SqlStore:
             await repo.save()
 
 
-class SqlRepository:
+class SqlRepository(TrainerQueries):
     def __init__(self, conn: AsyncConnection):
         self.conn = conn
         self.dialect = conn.dialect.name

@@ -4,6 +4,7 @@ Jobs (explicit `coalesce=True` and `misfire_grace_time`, so a busy or restarted 
 missed tick once rather than in a burst or never):
 
 * `tick` every 20 s: due learners' nudges into the outbox (`Planner.enqueue_due`);
+* `broadcasts` every 2 s: scheduled broadcasts started when due, progress messages edited;
 * `streak-at-risk` hourly at :05: the evening reminder for learners whose local hour is 19;
 * `housekeeping` daily: old delivered rows and poll links removed.
 
@@ -22,8 +23,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.delivery.broadcasts import BroadcastMonitor
 from bot.delivery.budget import Budget
 from bot.delivery.sender import Sender
+from bot.transports.telegram import BotApi
 from bot.tutor.engine import Tutor
 from bot.tutor.events import Action, Reply
 from bot.tutor.ports import utcnow
@@ -34,12 +37,23 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 20
 TICK_GRACE_SECONDS = 15
+BROADCAST_SECONDS = 2
+"""How often scheduled broadcasts start when due and progress messages are refreshed."""
 
 
 def composer(tutor: Tutor) -> Callable[[OutboxRow], object]:
+    """Compose each row when it is sent; a broadcast's content is read once, then cached."""
+    broadcasts: dict[int, list[Action]] = {}
+
     async def compose(row: OutboxRow) -> list[Action]:
         if row.kind in ("nudge", "reminder") and row.learner_id is not None:
             return await tutor.compose(row.learner_id, row.kind, row.payload)
+        if row.kind == "broadcast" and row.broadcast_id is not None:
+            if row.broadcast_id not in broadcasts:
+                if len(broadcasts) > 100:
+                    broadcasts.clear()
+                broadcasts[row.broadcast_id] = await tutor.compose_broadcast(row.broadcast_id)
+            return broadcasts[row.broadcast_id]
         text = (row.payload or {}).get("text")
         return [Reply(text)] if text else []
 
@@ -47,9 +61,16 @@ def composer(tutor: Tutor) -> Callable[[OutboxRow], object]:
 
 
 class DeliveryService:
-    def __init__(self, planner: Planner, sender: Sender, clock: Callable[[], datetime] = utcnow):
+    def __init__(
+        self,
+        planner: Planner,
+        sender: Sender,
+        clock: Callable[[], datetime] = utcnow,
+        monitor: BroadcastMonitor | None = None,
+    ):
         self.planner = planner
         self.sender = sender
+        self.monitor = monitor
         self.clock = clock
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._stop = asyncio.Event()
@@ -64,10 +85,16 @@ class DeliveryService:
         budget: Budget,
         clock: Callable[[], datetime] = utcnow,
         lease: timedelta = timedelta(minutes=2),
+        api: BotApi | None = None,
     ) -> DeliveryService:
         planner = Planner(outbox.engine, outbox)
         sender = Sender(outbox, composer(tutor), deliver, budget, clock=clock, lease=lease)
-        return cls(planner, sender, clock)
+        monitor = (
+            BroadcastMonitor(tutor.store, api, tutor.locales_dir, clock)  # type: ignore[arg-type]
+            if api is not None
+            else None
+        )
+        return cls(planner, sender, clock, monitor)
 
     async def tick(self) -> None:
         report = await self.planner.enqueue_due(self.clock())
@@ -81,6 +108,10 @@ class DeliveryService:
 
     async def at_risk(self) -> None:
         await self.planner.at_risk(self.clock())
+
+    async def broadcasts(self) -> None:
+        if self.monitor is not None:
+            await self.monitor.tick()
 
     async def housekeeping(self) -> None:
         await self.planner.housekeeping(self.clock())
@@ -96,6 +127,15 @@ class DeliveryService:
             misfire_grace_time=TICK_GRACE_SECONDS,
             max_instances=1,
             next_run_time=datetime.now(UTC),
+        )
+        add(
+            self.broadcasts,
+            IntervalTrigger(seconds=BROADCAST_SECONDS),
+            id="broadcasts",
+            replace_existing=True,
+            coalesce=True,
+            misfire_grace_time=BROADCAST_SECONDS,
+            max_instances=1,
         )
         add(
             self.at_risk,

@@ -20,12 +20,16 @@ from bot.i18n import LANGUAGES, Translator
 from bot.tutor.engine import Tutor
 from bot.tutor.events import (
     Action,
+    Attachment,
     ChatStatus,
     Command,
     Document,
     EditPressed,
     Event,
+    InlineAnswer,
+    InlineQuery,
     Keyboard,
+    Media,
     Notice,
     Photo,
     PollAnswer,
@@ -106,8 +110,7 @@ def read_update(raw: dict[str, Any], bot_username: str = "") -> Incoming | Group
         who = _who(sender, chat["id"])
         text = message.get("text")
         if text is None:
-            kind = next((k for k in MEDIA_KINDS if k in message), "other")
-            return Incoming(who, Unsupported(kind), chat["id"])
+            return Incoming(who, _media(message), chat["id"])
         return Incoming(who, _text_event(text, bot_username), chat["id"])
     if query := raw.get("callback_query"):
         sender = query.get("from") or {}
@@ -138,7 +141,35 @@ def read_update(raw: dict[str, Any], bot_username: str = "") -> Incoming | Group
         return Incoming(
             _who(member["from"], chat["id"]), ChatStatus(status == "kicked"), chat["id"]
         )
+    if query := raw.get("inline_query"):
+        user = query.get("from") or {}
+        if not user or "id" not in query:
+            return None
+        return Incoming(
+            _who(user, user["id"]),
+            InlineQuery(str(query["id"]), str(query.get("query") or "")[:256]),
+            user["id"],
+        )
     return None  # edited messages, channel posts and anything else: ignored on purpose
+
+
+def _media(message: dict[str, Any]) -> Event:
+    """A photo or document becomes `Media` (trainers attach them); anything else is
+    `Unsupported`, answered with a short explanation."""
+    caption = str(message.get("caption") or "")
+    photos = message.get("photo")
+    if isinstance(photos, list) and photos and isinstance(photos[-1], dict):
+        return Media("photo", str(photos[-1].get("file_id", "")), caption)
+    document = message.get("document")
+    if isinstance(document, dict) and document.get("file_id"):
+        return Media(
+            "document",
+            str(document["file_id"]),
+            caption,
+            document.get("file_name"),
+            document.get("mime_type"),
+        )
+    return Unsupported(next((k for k in MEDIA_KINDS if k in message), "other"))
 
 
 def _who(user: dict[str, Any], chat_id: int) -> Who:
@@ -276,6 +307,39 @@ class TelegramGateway:
                     log.info("edit skipped: %s", exc.description)
             case Notice():
                 pass  # only meaningful for a button press, handled above
+            case Attachment(kind=kind, caption=caption, buttons=buttons):
+                media: Any = action.file_id or FileUpload(action.filename, action.content or b"")
+                method, field = (
+                    ("sendPhoto", "photo") if kind == "photo" else ("sendDocument", "document")
+                )
+                params = {
+                    "chat_id": chat_id,
+                    field: media,
+                    "caption": caption[: limits.CAPTION_MAX],
+                }
+                if markup := keyboard_markup(buttons):
+                    params["reply_markup"] = markup
+                await api.call(method, params)
+            case InlineAnswer(query_id=query_id, results=results):
+                await api.call(
+                    "answerInlineQuery",
+                    {
+                        "inline_query_id": query_id,
+                        "cache_time": 300,
+                        "is_personal": False,
+                        "results": [
+                            {
+                                "type": "article",
+                                "id": r.id[:64],
+                                "title": r.title[:256],
+                                "description": r.description,
+                                "input_message_content": {"message_text": r.text[:4096]},
+                                **({"url": r.url} if r.url else {}),
+                            }
+                            for r in results
+                        ],
+                    },
+                )
             case Quiz():
                 await self._quiz(api, chat_id, who or Who(f"tg:{chat_id}", chat_id), action)
             case Photo(content=content, caption=caption, filename=filename):

@@ -16,12 +16,15 @@ from pathlib import Path
 from bot.content import Catalog
 from bot.delivery.planner import reschedule
 from bot.i18n import LOCALES_DIR, Translator
+from bot.trainers import broadcast, cohorts, roles, stats, toolkit
 from bot.tutor import assessment, certify, flow, habits, nudges, onboarding, report, review
 from bot.tutor.events import (
     Action,
     ChatStatus,
     Command,
     Event,
+    InlineQuery,
+    Media,
     Outcome,
     PollAnswer,
     Press,
@@ -35,8 +38,8 @@ from bot.tutor.zones import resolve_zone
 
 log = logging.getLogger(__name__)
 
-MAX_TEXT = 2000
-"""Longer messages are not read further: nothing the tutor asks for needs more."""
+MAX_TEXT = 16_384
+"""Longer input is cut here (Telegram itself stops at 4,096); every use checks its own limit."""
 
 
 @dataclass
@@ -71,6 +74,8 @@ class Tutor:
         clock: Clock = utcnow,
         streaks: StreakPolicy | None = None,
         locales_dir: Path = LOCALES_DIR,
+        admins: frozenset[str] = frozenset(),
+        bot_username: str = "restart_tutor_bot",
     ):
         self.catalog = catalog
         self.store = store
@@ -78,6 +83,13 @@ class Tutor:
         self.streaks = streaks or StreakPolicy()
         self.locales_dir = locales_dir
         self._localized: dict[str, Catalog] = {}
+        self.admins = admins
+        """External ids ("tg:<user id>") of the admins from TUTOR_ADMINS."""
+        self.bot_username = bot_username
+        self._toolkit_index = None
+
+    def translated(self, language: str, context: str, text: str) -> str:
+        return Translator(language, self.locales_dir).content(context, text)
 
     def catalog_for(self, t: Translator) -> Catalog:
         if t.language not in self._localized:
@@ -85,6 +97,8 @@ class Tutor:
         return self._localized[t.language]
 
     async def handle(self, who: Who, event: Event) -> list[Action]:
+        if isinstance(event, InlineQuery):  # no learner record for a passer-by's search
+            return await self._inline(who, event)
         now = self.clock()
         async with self.store.unit() as repo:
             learner = await repo.learner(who, now)
@@ -103,6 +117,26 @@ class Tutor:
             turn = Turn(self, repo, learner, now, Translator(learner.language, self.locales_dir))
             await nudges.compose(turn, kind, payload or {})
             return turn.out.actions
+
+    async def _inline(self, who: Who, event: InlineQuery) -> list[Action]:
+        from bot.trainers import toolkit
+
+        turn = Turn(
+            self,
+            None,
+            None,
+            self.clock(),  # type: ignore[arg-type]
+            Translator(who.language_code, self.locales_dir),
+        )
+        await toolkit.inline(turn, event.query_id, event.query)
+        return turn.out.actions
+
+    async def compose_broadcast(self, broadcast_id: int) -> list[Action]:
+        from bot.trainers.broadcast import message_of
+
+        async with self.store.unit() as repo:
+            row = await repo.broadcast(broadcast_id)
+        return [message_of(row)] if row is not None and row.status != "cancelled" else []
 
     async def bind_poll(self, who: Who, token: str, poll_id: str) -> None:
         """Remember which question presentation a sent quiz poll belongs to."""
@@ -124,7 +158,9 @@ class Tutor:
             learner.active = True  # a learner who writes to us has unblocked the bot
             reschedule(learner, turn.now)
         match event:
-            case Unsupported():
+            case Media() if (learner.awaiting or "").startswith("bc:"):
+                await broadcast.content(turn, event)
+            case Media() | Unsupported():
                 _ = turn.t._
                 turn.out.say(
                     _(
@@ -210,9 +246,30 @@ async def _help(turn: Turn) -> None:
             "/quiet: quiet hours without any reminder\n"
             "/stop: turn the daily reminders off\n"
             "/resume: turn the daily reminders back on\n"
+            "/sharename: whether your trainer sees your name in exports\n"
             "/help: this message"
         )
     )
+    if roles.is_trainer(turn):
+        turn.out.say(
+            _(
+                "For trainers:\n"
+                "/newcohort NAME: create a group and its invitation link\n"
+                "/cohorts: your groups, their links, statistics and exports\n"
+                "/broadcast: an announcement to a group\n"
+                "/broadcasts: scheduled and running announcements\n"
+                "/stats: how a group is doing\n"
+                "/export: a group's answers as CSV\n"
+                "/toolkit: the RestART-kit (also inline: @{bot} copyright)"
+            ).format(bot=turn.tutor.bot_username)
+        )
+    if roles.is_admin(turn):
+        turn.out.say(
+            _(
+                "For admins: /grant makes a one-time trainer invitation; "
+                "/grant USER_ID makes someone a trainer."
+            )
+        )
 
 
 async def _stop(turn: Turn) -> None:
@@ -275,6 +332,15 @@ COMMANDS = {
 BEFORE_ONBOARDING = ("help", "language", "settings", "verify")
 
 WITH_ARGS = {
+    "grant": roles.grant,
+    "newcohort": cohorts.new_cohort,
+    "cohorts": cohorts.list_cohorts,
+    "broadcast": broadcast.start,
+    "broadcasts": broadcast.list_broadcasts,
+    "stats": stats.stats,
+    "export": stats.export,
+    "toolkit": toolkit.toolkit,
+    "sharename": stats.share_name,
     "verify": certify.verify,
     "certificate": certify.resend,
     "pause": habits.pause,
@@ -283,6 +349,16 @@ WITH_ARGS = {
 }
 
 PRESSES = {
+    "cc": cohorts.choose_course,
+    "ct": cohorts.choose_time,
+    "cr": cohorts.revoke,
+    "ba": broadcast.audience,
+    "bs": broadcast.send_now,
+    "bl": broadcast.schedule_ask,
+    "bx": broadcast.cancel,
+    "st": stats.stats_press,
+    "ex": stats.export_press,
+    "tk": toolkit.topic,
     "skip": lambda turn, _rest: assessment.skip_pretest(turn),
     "cert": certify.use_telegram_name,
     "course": report.choose_course,

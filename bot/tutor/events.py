@@ -56,7 +56,24 @@ class Unsupported:
     kind: str
 
 
-Event = Command | Text | Press | PollAnswer | ChatStatus | Unsupported
+@dataclass(frozen=True)
+class Media:
+    """A photo or document the user sent (trainers attach them to broadcasts)."""
+
+    kind: str  # photo | document
+    file_id: str
+    caption: str = ""
+    filename: str | None = None
+    mime: str | None = None
+
+
+@dataclass(frozen=True)
+class InlineQuery:
+    query_id: str
+    query: str
+
+
+Event = Command | Text | Press | PollAnswer | ChatStatus | Unsupported | Media | InlineQuery
 
 
 @dataclass(frozen=True)
@@ -119,7 +136,34 @@ class Photo:
     filename: str = "picture.png"
 
 
-Action = Reply | EditPressed | Notice | Quiz | Document | Photo
+@dataclass(frozen=True)
+class Attachment:
+    """A photo or document by Telegram file id (or as bytes), with a caption and buttons."""
+
+    kind: str  # photo | document
+    caption: str = ""
+    file_id: str | None = None
+    content: bytes | None = None
+    filename: str = "file"
+    buttons: Keyboard = ()
+
+
+@dataclass(frozen=True)
+class InlineResult:
+    id: str
+    title: str
+    description: str
+    text: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class InlineAnswer:
+    query_id: str
+    results: tuple[InlineResult, ...]
+
+
+Action = Reply | EditPressed | Notice | Quiz | Document | Photo | Attachment | InlineAnswer
 
 
 @dataclass

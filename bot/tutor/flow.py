@@ -473,6 +473,9 @@ async def _finish(turn: Turn, lesson: Lesson | None) -> None:
         )
         turn.out.say("\n".join(lines), buttons)
         return
+    from bot.trainers.toolkit import related
+
+    lines += related(turn, lesson.resources)
     if following is None:
         turn.out.say("\n".join(lines))
         return

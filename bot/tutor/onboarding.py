@@ -35,8 +35,17 @@ def privacy_notice(turn: Turn) -> str:
 
 
 async def start(turn: Turn, who: Who, args: str) -> None:
+    """`/start`, optionally from a deep link: `c-<code>` joins a group, `t-<code>` accepts a
+    trainer invitation; then onboarding for someone new."""
+    from bot.trainers import cohorts, roles
+
     _ = turn.t._
     learner = turn.learner
+    payload = args.strip()
+    if payload.startswith("c-"):
+        await cohorts.join(turn, payload[2:40])
+    elif payload.startswith("t-"):
+        await roles.accept_invite(turn, payload[2:40])
     if learner.onboarding == "done":
         turn.out.say(_("Welcome back! Type /today to continue, or /help to see everything."))
         return
@@ -178,7 +187,19 @@ async def _set_time(turn: Turn, daily: str) -> None:
 
 async def typed(turn: Turn, text: str) -> None:
     """Free text while we wait for a zone or a time."""
+    from bot.trainers import broadcast, cohorts
+
     _ = turn.t._
+    awaiting = turn.learner.awaiting or ""
+    if awaiting == "cohort:name":
+        await cohorts.typed_name(turn, text)
+        return
+    if awaiting.startswith("bc:"):
+        await broadcast.content(turn, text)
+        return
+    if awaiting.startswith("bt:"):
+        await broadcast.schedule_typed(turn, text)
+        return
     if (turn.learner.awaiting or "").startswith("cert:"):
         from bot.tutor import certify
 

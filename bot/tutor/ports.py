@@ -49,6 +49,7 @@ class LearnerState(Protocol):
     quiet_hours: str | None
     paused_until: date | None
     streak_days: int
+    share_name: bool
     last_practice_day: date | None
 
 
