@@ -6,6 +6,8 @@ restart-tutor lessons stats [--json]     counts and coverage per course
 restart-tutor db upgrade                 run the database migrations
 restart-tutor run [--transport aiogram|ptb] [--webhook-url URL]   the tutor on Telegram
 restart-tutor verify CODE                check a certificate's verification code
+restart-tutor broadcast --cohort CODE --text TEXT [--photo P] [--at WHEN] [--send]
+restart-tutor stats --cohort CODE        a group's figures
 """
 
 from __future__ import annotations
@@ -52,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", default="0.0.0.0", help="address of the HTTP server")
     run.add_argument("--port", type=int, default=8080, help="port for /healthz and the webhook")
 
+    cast = sub.add_parser("broadcast", help="send an announcement to a group, with progress")
+    cast.add_argument("--cohort", required=True, help="the group's code (from /cohorts)")
+    cast.add_argument("--text", default="", help="the announcement (the caption with --photo)")
+    cast.add_argument("--photo", type=Path, help="a PNG, JPEG, GIF or WebP image to attach")
+    cast.add_argument("--at", help="send later: 'YYYY-MM-DD HH:MM' in --zone")
+    cast.add_argument("--zone", default="UTC", help="time zone of --at (default UTC)")
+    cast.add_argument("--send", action="store_true",
+                      help="send from this process too (needs TELEGRAM_BOT_TOKEN)")
+
+    stats = sub.add_parser("stats", help="a group's figures, as in /stats")
+    stats.add_argument("--cohort", required=True, help="the group's code")
+
     verify = sub.add_parser("verify", help="check a certificate's verification code")
     verify.add_argument("code", help="the code printed on the certificate")
 
@@ -81,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _run(args, settings)
             case "verify":
                 return asyncio.run(_verify(settings, args.code))
+            case "broadcast" | "stats":
+                return asyncio.run(_trainer_tool(settings, args))
     except ContentInvalid as exc:
         print("The course content has errors; fix them and start again:", file=sys.stderr)
         for error in exc.errors:
@@ -163,6 +179,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(exc, file=sys.stderr)
         return 3
     return 0
+
+
+async def _trainer_tool(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import build_app
+    from bot.trainers import cli
+
+    app = await build_app(settings)
+    try:
+        if args.command == "stats":
+            return await cli.stats(app, args.cohort)
+        return await cli.broadcast(app, args.cohort, args.text, args.photo, args.at, args.zone,
+                                   args.send)
+    finally:
+        await app.close()
 
 
 async def _verify(settings: Settings, code: str) -> int:

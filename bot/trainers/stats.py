@@ -18,6 +18,7 @@ from statistics import mean
 from typing import TYPE_CHECKING, Any
 
 from bot.content import Catalog
+from bot.i18n import Translator
 from bot.trainers.cohorts import owned
 from bot.trainers.roles import is_admin, trainer_only
 from bot.tutor.events import Document, Photo
@@ -145,9 +146,8 @@ def answers_csv(
     return out.getvalue().encode("utf-8")
 
 
-def figures_text(turn: Turn, name: str, f: CohortFigures) -> str:
-    _ = turn.t._
-    t = turn.t
+def figures_text(t: Translator, name: str, f: CohortFigures) -> str:
+    _ = t.gettext
     lines = [
         _("📊 Group “{name}”").format(name=name),
         _("Learners: {n} · active in the last 7 days: {active}").format(
@@ -211,7 +211,7 @@ async def _stats_of(turn: Turn, cohort_id: int) -> None:
     cohort = await turn.repo.cohort(cohort_id)
     learners, answers, completions, scores = await _load(turn, [cohort_id])
     figures = cohort_figures(turn.catalog, learners, answers, completions, scores, turn.now)
-    text = figures_text(turn, cohort.name, figures)
+    text = figures_text(turn.t, cohort.name, figures)
     turn.out.say(text)
     png = await asyncio.to_thread(cohort_chart, figures, turn.t)
     turn.out.actions.append(Photo(png, text[:1024], "cohort.png"))

@@ -24,7 +24,7 @@ async def test_grant_cohort_fifty_learners_broadcast_report(tmp_path):
     )
     async with running_tutor(tmp_path, "aiogram", "polling", sender=True, settings=settings) as (
         server,
-        service,
+        _service,
     ):
         admin, trainer = TgUser(server, 1), TgUser(server, 2)
         await admin.onboard()
