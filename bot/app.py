@@ -11,6 +11,7 @@ from bot.content import Catalog, load_catalog
 from bot.i18n import compile_catalogs
 from bot.tutor.engine import Tutor
 from bot.tutor.ports import Clock, utcnow
+from bot.tutor.throttle import Throttle
 from storage.db import create_engine, upgrade
 from storage.repository import SqlStore
 
@@ -37,5 +38,6 @@ async def build_app(settings: Settings, clock: Clock = utcnow) -> App:
     await upgrade(engine)
     store = SqlStore(engine)
     tutor = Tutor(catalog, store, clock=clock, locales_dir=settings.locales_dir,
-                  admins=frozenset(f"tg:{user}" for user in settings.admins))
+                  admins=frozenset(f"tg:{user}" for user in settings.admins),
+                  throttle=Throttle.parse(settings.throttle))
     return App(settings, catalog, engine, store, tutor)

@@ -28,6 +28,8 @@ class Settings:
     log_format: str = "text"
     send_rate: float = 25.0
     """Messages per second for the whole token (Telegram allows ~30; 1000 with paid broadcasts)."""
+    throttle: str = "20/5"
+    """Per-learner flood control: at most N updates per S seconds ("N/S")."""
     sender_lease: float = 120.0
     """Seconds before a row claimed by a dead process may be claimed again."""
     webhook_url: str | None = None
@@ -47,6 +49,7 @@ class Settings:
             log_format=(env.get("LOG_FORMAT") or "text").lower(),
             send_rate=float(env.get("TUTOR_SEND_RATE") or 25.0),
             sender_lease=float(env.get("TUTOR_SENDER_LEASE_SECONDS") or 120.0),
+            throttle=env.get("TUTOR_THROTTLE") or "20/5",
             webhook_url=env.get("TUTOR_WEBHOOK_URL") or None,
             webhook_secret=env.get("TUTOR_WEBHOOK_SECRET") or None,
         )

@@ -37,6 +37,7 @@ from storage.models import (
     ReviewCard,
     TestScore,
 )
+from storage.privacy import PrivacyQueries
 from storage.trainers import TrainerQueries
 
 LEARNERS = Learner.__table__
@@ -93,7 +94,7 @@ class SqlStore:
             await repo.save()
 
 
-class SqlRepository(TrainerQueries):
+class SqlRepository(TrainerQueries, PrivacyQueries):
     def __init__(self, conn: AsyncConnection):
         self.conn = conn
         self.dialect = conn.dialect.name

@@ -17,7 +17,7 @@ from bot.content import Catalog
 from bot.delivery.planner import reschedule
 from bot.i18n import LOCALES_DIR, Translator
 from bot.trainers import broadcast, cohorts, roles, stats, toolkit
-from bot.tutor import assessment, certify, flow, habits, nudges, onboarding, report, review
+from bot.tutor import assessment, certify, flow, habits, nudges, onboarding, privacy, report, review
 from bot.tutor.events import (
     Action,
     ChatStatus,
@@ -25,6 +25,7 @@ from bot.tutor.events import (
     Event,
     InlineQuery,
     Media,
+    Notice,
     Outcome,
     PollAnswer,
     Press,
@@ -34,6 +35,7 @@ from bot.tutor.events import (
 )
 from bot.tutor.ports import Clock, LearnerState, Repository, Store, utcnow
 from bot.tutor.streaks import StreakPolicy
+from bot.tutor.throttle import Throttle
 from bot.tutor.zones import resolve_zone
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class Turn:
     now: datetime
     t: Translator
     out: Outcome = field(default_factory=Outcome)
+    erased: bool = False
+    """Set by /deleteme: nothing of the learner may be written back."""
 
     @property
     def catalog(self) -> Catalog:
@@ -76,6 +80,7 @@ class Tutor:
         locales_dir: Path = LOCALES_DIR,
         admins: frozenset[str] = frozenset(),
         bot_username: str = "restart_tutor_bot",
+        throttle: Throttle | None = None,
     ):
         self.catalog = catalog
         self.store = store
@@ -87,6 +92,8 @@ class Tutor:
         """External ids ("tg:<user id>") of the admins from TUTOR_ADMINS."""
         self.bot_username = bot_username
         self._toolkit_index = None
+        self.throttle = throttle
+        """Per-learner flood control; the composition root turns it on (tests leave it off)."""
 
     def translated(self, language: str, context: str, text: str) -> str:
         return Translator(language, self.locales_dir).content(context, text)
@@ -99,6 +106,13 @@ class Tutor:
     async def handle(self, who: Who, event: Event) -> list[Action]:
         if isinstance(event, InlineQuery):  # no learner record for a passer-by's search
             return await self._inline(who, event)
+        if (self.throttle is not None and not isinstance(event, ChatStatus)
+                and not self.throttle.allow(who.external_id)):
+            if self.throttle.should_warn(who.external_id):
+                t = Translator(who.language_code, self.locales_dir)
+                return [Notice(t.gettext("Slow down a little, please: I'll answer again in a "
+                                         "few seconds."))]
+            return []
         now = self.clock()
         async with self.store.unit() as repo:
             learner = await repo.learner(who, now)
@@ -247,6 +261,8 @@ async def _help(turn: Turn) -> None:
             "/stop: turn the daily reminders off\n"
             "/resume: turn the daily reminders back on\n"
             "/sharename: whether your trainer sees your name in exports\n"
+            "/mydata: everything stored about you, as a file\n"
+            "/deleteme: erase all your data\n"
             "/help: this message"
         )
     )
@@ -329,9 +345,11 @@ COMMANDS = {
     "resume": _resume,
 }
 
-BEFORE_ONBOARDING = ("help", "language", "settings", "verify")
+BEFORE_ONBOARDING = ("help", "language", "settings", "verify", "mydata", "deleteme")
 
 WITH_ARGS = {
+    "mydata": privacy.my_data,
+    "deleteme": privacy.delete_me,
     "grant": roles.grant,
     "newcohort": cohorts.new_cohort,
     "cohorts": cohorts.list_cohorts,
@@ -349,6 +367,7 @@ WITH_ARGS = {
 }
 
 PRESSES = {
+    "del": privacy.delete_press,
     "cc": cohorts.choose_course,
     "ct": cohorts.choose_time,
     "cr": cohorts.revoke,
