@@ -35,7 +35,7 @@ bench: $(VENV)/.installed-test
 
 # Re-extract translatable strings and update every catalog (then translate the new entries).
 i18n: $(VENV)/.installed-test
-	$(BIN)/pybabel extract -F locales/babel-messages.cfg -k _ -k ngettext:1,2 \
+	$(BIN)/pybabel extract -F locales/babel-messages.cfg -k _ -k N_ -k ngettext:1,2 \
 		--add-comments=TRANSLATORS: --no-wrap --sort-by-file --project "RestART Tutor" \
 		-o locales/messages.pot .
 	$(BIN)/pybabel extract -F locales/babel-lessons.cfg --no-wrap --sort-by-file \

@@ -128,50 +128,29 @@ def stop_process(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-async def measure_echo(transport: str, learners: int, presses: int) -> dict[str, float]:
-    server = BotAPIServer(token=TOKEN)
-    base = await server.start()
-    proc = bot_process(["-m", "bench.echo_bot", transport, base])
-    try:
-        await until_polling(server, proc)
-        crowd = Learners(server, learners)
-        for uid in crowd.ids:  # the first message with a button
-            server.user_sends(uid, "hi")
-        await asyncio.gather(*(asyncio.wait_for(crowd.ready[u].wait(), 30) for u in crowd.ids))
-        crowd.latencies.clear()
-        cpu = cpu_seconds(proc)
-        elapsed = await crowd.run(presses)
-        cpu = cpu_seconds(proc) - cpu
-    finally:
-        stop_process(proc)
-        await server.stop()
-    return summary(crowd, elapsed, learners * presses, cpu)
-
-
-async def measure_tutor(
-    transport: str, database_url: str, learners: int, presses: int
+async def measure(
+    command: list[str],
+    env: dict[str, str] | None,
+    learners: int,
+    presses: int,
+    first: str,
+    warm_up: int,
 ) -> dict[str, float]:
+    """Start the bot process, bring every learner to a first keyboard (`first`, then
+    `warm_up` untimed presses), then time `presses` presses per learner."""
     server = BotAPIServer(token=TOKEN)
     base = await server.start()
     proc = bot_process(
-        ["-m", "bot.cli", "run", "--port", str(free_port()), "--listen", "127.0.0.1"],
-        {
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_API_BASE": base,
-            "DATABASE_URL": database_url,
-            "TUTOR_TRANSPORT": transport,
-            "TUTOR_LESSONS_DIR": str(LESSONS),
-            "TUTOR_SEND_RATE": "10000",
-            "TUTOR_THROTTLE": "100000/1",  # the learners here are machines, not floods
-        },
+        [arg.replace("{base}", base) for arg in command],
+        {k: v.replace("{base}", base) for k, v in (env or {}).items()},
     )
     try:
         await until_polling(server, proc)
         crowd = Learners(server, learners)
-        for uid in crowd.ids:  # onboarding is not timed: /start, language, zone, time, start
-            server.user_sends(uid, "/start")
+        for uid in crowd.ids:
+            server.user_sends(uid, first)
         await asyncio.gather(*(asyncio.wait_for(crowd.ready[u].wait(), 30) for u in crowd.ids))
-        for _ in range(4):
+        for _ in range(warm_up):
             await asyncio.gather(*(crowd.press(u) for u in crowd.ids))
         crowd.latencies.clear()
         cpu = cpu_seconds(proc)
@@ -181,6 +160,34 @@ async def measure_tutor(
         stop_process(proc)
         await server.stop()
     return summary(crowd, elapsed, learners * presses, cpu)
+
+
+async def measure_echo(transport: str, learners: int, presses: int) -> dict[str, float]:
+    return await measure(
+        ["-m", "bench.echo_bot", transport, "{base}"],
+        None,
+        learners,
+        presses,
+        first="hi",
+        warm_up=0,
+    )
+
+
+async def measure_tutor(
+    transport: str, database_url: str, learners: int, presses: int
+) -> dict[str, float]:
+    """The tutor as deployed (`restart-tutor run`); onboarding is the untimed warm-up."""
+    env = {
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE": "{base}",
+        "DATABASE_URL": database_url,
+        "TUTOR_TRANSPORT": transport,
+        "TUTOR_LESSONS_DIR": str(LESSONS),
+        "TUTOR_SEND_RATE": "10000",
+        "TUTOR_THROTTLE": "100000/1",  # the learners here are machines, not floods
+    }
+    command = ["-m", "bot.cli", "run", "--port", str(free_port()), "--listen", "127.0.0.1"]
+    return await measure(command, env, learners, presses, first="/start", warm_up=4)
 
 
 def summary(crowd: Learners, elapsed: float, interactions: int, cpu: float) -> dict[str, float]:

@@ -123,6 +123,12 @@ def _lessons(args: argparse.Namespace, settings: Settings) -> int:
     if catalog is None:
         raise ContentInvalid(errors)
     figures = course_stats(catalog)
+    from bot.content.coverage import coverage
+    from bot.i18n import LANGUAGES
+
+    others = [lang for lang in LANGUAGES if lang != "en"]
+    for course_id, shares in coverage(catalog, settings.locales_dir, others).items():
+        figures["courses"][course_id]["translated"] = {"en": 1.0, **shares}
     if args.json:
         print(json.dumps(figures, indent=2, ensure_ascii=False))
     else:
@@ -130,7 +136,8 @@ def _lessons(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 f"{course_id}: {c['modules']} modules, {c['lessons']} lessons, "
                 f"{c['cards']} cards, {c['questions']} questions, "
-                f"{c['tagged_lessons_share']:.0%} of lessons tagged"
+                f"{c['tagged_lessons_share']:.0%} of lessons tagged; translated: "
+                + ", ".join(f"{lang} {share:.0%}" for lang, share in c["translated"].items())
             )
     return 0
 

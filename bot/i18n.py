@@ -25,6 +25,11 @@ DOMAINS = ("messages", "lessons")
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 
 
+def N_(message: str) -> str:
+    """Mark a string for extraction; it is translated where it is shown."""
+    return message
+
+
 def shipped(code: str | None) -> str | None:
     """The shipped language for a Telegram language code ('it-IT' → 'it'), else None."""
     if not code:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from bot.tutor.events import Who
-from bot.tutor.ports import AnswerFact, CertificateFact
+from bot.tutor.ports import AnswerFact, CertificateFact, LearnerState
 from storage.models import (
     Answer,
     Booster,
@@ -43,38 +43,8 @@ from storage.trainers import TrainerQueries
 LEARNERS = Learner.__table__
 
 
-@dataclass
-class LearnerRow:
-    """One learners row as plain, mutable data (the engine's `LearnerState`)."""
-
-    id: int
-    external_id: str
-    chat_id: int | None
-    display_name: str | None
-    language: str
-    time_zone: str | None
-    daily_time: str | None
-    onboarding: str
-    awaiting: str | None
-    nudges_enabled: bool
-    active: bool
-    role: str
-    quiz_mode: str
-    course_id: str | None
-    lesson_id: str | None
-    item_index: int
-    pending_token: str | None
-    pending_selection: str | None
-    reviewing: str | None
-    next_nudge_at: datetime | None
-    weekdays: str | None
-    quiet_hours: str | None
-    paused_until: date | None
-    streak_days: int
-    share_name: bool
-    last_practice_day: date | None
-    created_at: datetime
-
+LearnerRow = LearnerState
+"""The engine's learner, as loaded from one `learners` row."""
 
 FIELDS = tuple(f.name for f in fields(LearnerRow))
 _COLUMNS = [LEARNERS.c[name] for name in FIELDS]

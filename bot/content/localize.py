@@ -110,7 +110,7 @@ def strings(walk: Callable[[Translate], object]) -> Iterator[tuple[str, str]]:
 def extract_lessons(fileobj, keywords, comment_tags, options):
     """Babel extractor for lesson YAML (entry point `lessons_yaml`): yields pgettext messages
     with the item id as context, so translators see each string beside its siblings."""
-    from bot.content.model import CourseMeta, ModuleHead
+    from bot.content.model import CourseMeta, FrameworkFile, ModuleHead, ToolkitFile
 
     raw = fileobj.read()
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
@@ -133,5 +133,15 @@ def extract_lessons(fileobj, keywords, comment_tags, options):
     elif isinstance(data, dict) and "pass_mark" in data:
         meta = CourseMeta.model_validate(data)
         pairs = [(meta.id, meta.title), (f"{meta.id}.summary", meta.summary)]
+    elif isinstance(data, dict) and "frameworks" in data:
+        for framework in FrameworkFile.model_validate(data).frameworks:
+            for area in framework.areas:
+                pairs.append((f"area:{framework.id}:{area.id}", area.name))
+                pairs += [(f"competence:{framework.id}:{c.id}", c.name)
+                          for c in area.competences]
+    elif isinstance(data, dict) and "resources" in data:
+        kit = ToolkitFile.model_validate(data)
+        pairs = [(f"topic:{t.id}", t.title) for t in kit.topics]
+        pairs += [(f"resource:{r.id}", r.what) for r in kit.resources]
     for context, value in pairs:
         yield line_of(value), "pgettext", (context, value), []

@@ -13,12 +13,21 @@ from statistics import mean
 from typing import TYPE_CHECKING
 
 from bot.content import Confidence, Lesson, Rating
+from bot.i18n import N_
 from bot.tutor.ports import AnswerFact
 
 if TYPE_CHECKING:
     from bot.tutor.engine import Turn
 
 TEST_ROLES = ("pretest", "posttest")
+TECHNIQUE_NAMES = {
+    "impersonation": N_("impersonation"),
+    "emotion": N_("emotion"),
+    "polarisation": N_("polarisation"),
+    "conspiracy": N_("conspiracy"),
+    "discrediting": N_("discrediting"),
+    "trolling": N_("trolling"),
+}
 KIND = {"pretest": "pre", "posttest": "post"}
 
 
@@ -47,7 +56,9 @@ def labels(turn: Turn, lesson: Lesson) -> list[str]:
     lines = []
     for number, item in enumerate((i for i in lesson.items if isinstance(i, Rating)), 1):
         verdict = (
-            _("manipulative ({technique})").format(technique=_(item.technique or ""))
+            _("manipulative ({technique})").format(
+                technique=_(TECHNIQUE_NAMES.get(item.technique or "", item.technique or ""))
+            )
             if item.manipulative
             else _("neutral")
         )

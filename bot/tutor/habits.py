@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from bot.delivery.planner import ALL_DAYS, parse_weekdays, reschedule
+from bot.i18n import N_
 from bot.tutor.events import Button, EditPressed, Keyboard
 from bot.tutor.streaks import StreakSummary, local_date
 from bot.tutor.zones import parse_daily_time
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 MAX_PAUSE_DAYS = 90
 _PAUSE = re.compile(r"^(\d{1,4})\s*(d|day|days|w|week|weeks)?$", re.IGNORECASE)
-DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+DAY_NAMES = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
 
 def today(turn: Turn) -> date:

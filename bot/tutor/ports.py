@@ -22,8 +22,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class LearnerState(Protocol):
-    """The learner's row as the engine reads and changes it (changes are saved by the unit)."""
+@dataclass
+class LearnerState:
+    """The learner's row as the engine reads and changes it; the repository writes back the
+    fields that changed when the unit of work ends."""
 
     id: int
     external_id: str
@@ -51,6 +53,7 @@ class LearnerState(Protocol):
     streak_days: int
     share_name: bool
     last_practice_day: date | None
+    created_at: datetime
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,19 @@ from datetime import UTC, time, timedelta, timezone, tzinfo
 from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from bot.i18n import N_
+
 CITY_CHOICES: tuple[tuple[str, str], ...] = (
-    ("Rome", "Europe/Rome"),
-    ("Madrid", "Europe/Madrid"),
-    ("Athens", "Europe/Athens"),
-    ("Lisbon", "Europe/Lisbon"),
-    ("London", "Europe/London"),
-    ("Paris", "Europe/Paris"),
-    ("Berlin", "Europe/Berlin"),
-    ("Brussels", "Europe/Brussels"),
-    ("Warsaw", "Europe/Warsaw"),
-    ("Helsinki", "Europe/Helsinki"),
+    (N_("Rome"), "Europe/Rome"),
+    (N_("Madrid"), "Europe/Madrid"),
+    (N_("Athens"), "Europe/Athens"),
+    (N_("Lisbon"), "Europe/Lisbon"),
+    (N_("London"), "Europe/London"),
+    (N_("Paris"), "Europe/Paris"),
+    (N_("Berlin"), "Europe/Berlin"),
+    (N_("Brussels"), "Europe/Brussels"),
+    (N_("Warsaw"), "Europe/Warsaw"),
+    (N_("Helsinki"), "Europe/Helsinki"),
 )
 TIME_CHOICES: tuple[str, ...] = ("07:30", "09:00", "12:30", "18:00", "20:30")
 
