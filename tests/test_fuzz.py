@@ -54,6 +54,7 @@ from bot.tutor.events import (
     Text,
     Who,
 )
+from bot.tutor.throttle import Throttle
 from bot.tutor.zones import resolve_zone
 from storage.db import create_engine, upgrade
 from storage.models import Base
@@ -114,13 +115,17 @@ class Sandbox:
 
 @asynccontextmanager
 async def sandbox(
-    catalog: Catalog, db: Path, admins: frozenset[str] = frozenset()
+    catalog: Catalog,
+    db: Path,
+    admins: frozenset[str] = frozenset(),
+    throttle: Throttle | None = None,
 ) -> AsyncIterator[Sandbox]:
     engine = create_engine(f"sqlite:///{db}")
     clock = FakeClock(START)
     store = SqlStore(engine)
+    tutor = Tutor(catalog, store, clock=clock, admins=admins, throttle=throttle)
     try:
-        yield Sandbox(Tutor(catalog, store, clock=clock, admins=admins), store, engine, clock)
+        yield Sandbox(tutor, store, engine, clock)
     finally:
         await engine.dispose()
 
@@ -167,7 +172,7 @@ ONBOARDING_STEPS = {"new", "language", "zone", "time", "done"}
 DAILY_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-async def check_database(sandbox: Sandbox, catalog: Catalog, used: set[str]) -> None:
+async def check_database(sandbox: Sandbox, catalog: Catalog, present: set[str]) -> None:
     """After any sequence of events the rows still make sense."""
     questions = {qid: place for qid, (place, _q) in catalog._questions.items()}
     async with sandbox.engine.connect() as conn:
@@ -182,7 +187,7 @@ async def check_database(sandbox: Sandbox, catalog: Catalog, used: set[str]) -> 
             "SELECT external_id, onboarding, language, time_zone, daily_time, course_id, "
             "lesson_id, item_index, quiz_mode, weekdays FROM learners"
         )
-        assert sorted(r[0] for r in learners) == sorted(used), "one row per learner seen"
+        assert sorted(r[0] for r in learners) == sorted(present), "one row per learner"
         for ext, step, language, zone, daily, course, lesson, index, mode, days in learners:
             where = f"learner {ext}"
             assert step in ONBOARDING_STEPS, where
@@ -268,7 +273,7 @@ HOSTILE_TEXTS = [
     "٣",
     "１",
     "Ⅻ",
-    "9" * 2_000,
+    "9" * 4_096,
     "07:30",
     "25:99",
     "٠٧:٣٠",
@@ -410,6 +415,9 @@ FORGED_PRESSES = [
     "a:'; DROP TABLE answers; --:0",
     "a:{0}%s:0",
     "é" * 32,
+    "del:no",
+    "del:yes",
+    "del:",
 ]
 
 
@@ -486,15 +494,24 @@ class Driver:
         self.box = box
         self.players = [Player(w) for w in whos]
         self.seen: list[str] = []
-        self.used: set[str] = set()
+        self.present: set[str] = set()
+        """The learners who must have a row: everyone who wrote, less those who erased
+        themselves with /deleteme, plus the users an admin made trainers with /grant ID."""
         self.events = 0
 
     async def send(self, i: int, event: Event) -> list[Action]:
         player = self.players[i]
-        self.used.add(player.who.external_id)
         actions = await self.box.tutor.handle(player.who, event)
         self.events += 1
         check_actions(event, actions)
+        self.present.add(player.who.external_id)
+        if event == Press("del:yes"):
+            self.present.discard(player.who.external_id)
+        if isinstance(event, Command) and event.name.lower() == "grant":
+            words = event.args.split()
+            target = words[-1].lstrip("@") if words else ""
+            if player.who.external_id in ADMINS and re.fullmatch(r"[0-9]{1,15}", target):
+                self.present.add(f"tg:{target}")
         for action in actions:
             if isinstance(action, (Reply, EditPressed)) and action.buttons:
                 player.keyboard = [b.data for row in action.buttons for b in row if b.data]
@@ -562,7 +579,7 @@ def test_random_events_are_always_answered_and_leave_the_database_consistent(
                     await driver.onboard(i)
             for i, kind, payload in script:
                 await driver.step(i, kind, payload)
-            await check_database(box, catalog, driver.used)
+            await check_database(box, catalog, driver.present)
 
     asyncio.run(play())
 
@@ -606,7 +623,7 @@ def test_a_long_random_walk_through_lessons(catalog, fresh_db, state):
                 else:
                     await driver.step(i, "clock", rnd.randrange(1, 60 * 30))
             assert driver.events >= 1_000
-            await check_database(box, catalog, driver.used)
+            await check_database(box, catalog, driver.present)
 
     asyncio.run(walk())
 
@@ -623,7 +640,7 @@ def test_forged_callback_data_is_answered_politely_in_every_state(catalog, fresh
             await driver.send(2, Press(driver.players[2].keyboard[0]))  # past the first card
             for i in range(3):
                 await driver.send(i, Press(data))
-            await check_database(box, catalog, driver.used)
+            await check_database(box, catalog, driver.present)
 
     asyncio.run(run())
 
@@ -641,7 +658,7 @@ def test_hostile_text_is_answered_in_every_state(catalog, fresh_db, typed):
                 await driver.send(2, Press(driver.players[2].keyboard[0]))
             for i in range(3):
                 await driver.send(i, Text(typed))
-            await check_database(box, catalog, driver.used)
+            await check_database(box, catalog, driver.present)
 
     asyncio.run(run())
 
@@ -657,7 +674,7 @@ def test_every_command_with_hostile_arguments_is_answered(catalog, fresh_db, nam
                 for i in (0, 1, 2):
                     await driver.send(i, Command(name, arguments))
                 await driver.send(0, Command("help"))  # leave any typed-answer state
-            await check_database(box, catalog, driver.used)
+            await check_database(box, catalog, driver.present)
 
     asyncio.run(run())
 
@@ -738,7 +755,7 @@ def test_another_learners_buttons_change_nothing(catalog, fresh_db, picks_a, pic
             assert b_after["row"]["pending_token"] != b_before["row"]["pending_token"] or (
                 b_after["row"]["pending_selection"] != b_before["row"]["pending_selection"]
             ), "B's own button did nothing"
-            await check_database(box, catalog, driver.used)
+            await check_database(box, catalog, driver.present)
 
     asyncio.run(run())
 
@@ -765,7 +782,7 @@ def test_another_learners_quiz_poll_is_ignored(catalog, fresh_db):
             assert await driver.send(1, PollAnswer(poll, (0,)))
             b_after = await learner_row(box, LEARNERS[1])
             assert len(b_after["answers"]) == len(b_before["answers"]) + 1
-            await check_database(box, catalog, driver.used)
+            await check_database(box, catalog, driver.present)
 
     asyncio.run(run())
 
@@ -1301,3 +1318,25 @@ async def test_a_flood_from_one_learner_does_not_starve_another(catalog, fresh_d
             ).scalar_one()
         assert per_token == 1, f"token {token} stored {per_token} answers"
         await check_database(box, catalog, {flooder.who.external_id, other.who.external_id})
+
+
+async def test_the_throttle_stops_a_flood_and_lets_the_other_learner_through(catalog, fresh_db):
+    """With the throttle the composition root installs (20 updates per 5 s per learner)."""
+    now = [0.0]
+    throttle = Throttle(limit=20, window=5.0, clock=lambda: now[0])
+    async with sandbox(catalog, fresh_db(), throttle=throttle) as box:
+        flooder, other = LEARNERS[:2]
+        flood = [Command("help")] * 50
+        tasks = [box.tutor.handle(flooder, e) for e in flood]
+        tasks.insert(25, box.tutor.handle(other, Command("help")))
+        results = await asyncio.gather(*tasks)
+        other_actions = results.pop(25)
+        assert any(isinstance(a, Reply) for a in other_actions), other_actions
+        answered = [r for r in results if any(isinstance(a, Reply) for a in r)]
+        warned = [r for r in results if r and all(isinstance(a, Notice) for a in r)]
+        ignored = [r for r in results if r == []]
+        assert (len(answered), len(warned), len(ignored)) == (20, 1, 29)
+        assert await box.tutor.handle(flooder, ChatStatus(blocked=False)) == []
+        now[0] += 5.1
+        assert await box.tutor.handle(flooder, Command("help")), "still throttled after 5 s"
+        await check_database(box, catalog, {flooder.external_id, other.external_id})

@@ -34,9 +34,25 @@ def extract(domain: str, tmp_path: Path) -> Catalog:
     """Run the real `pybabel extract` the way `make i18n` does."""
     out = tmp_path / f"{domain}.pot"
     keywords = ["-k", "_", "-k", "N_", "-k", "ngettext:1,2"] if domain == "messages" else []
-    subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F",
-                    f"locales/babel-{domain}.cfg", *keywords, "--no-wrap", "-o", str(out), "."],
-                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "babel.messages.frontend",
+            "extract",
+            "-F",
+            f"locales/babel-{domain}.cfg",
+            *keywords,
+            "--no-wrap",
+            "-o",
+            str(out),
+            ".",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return load(out)
 
 
@@ -76,8 +92,9 @@ def placeholder_problems(catalog: Catalog) -> list[str]:
             continue
         msgids = m.id if isinstance(m.id, tuple) else (m.id,)
         names = set(PLACEHOLDER.findall(msgids[0]))
-        sample = {name: 7 if name in ("n", "total", "done", "right", "best") else "X"
-                  for name in names}
+        sample = {
+            name: 7 if name in ("n", "total", "done", "right", "best") else "X" for name in names
+        }
         strings = m.string if isinstance(m.string, tuple) else (m.string,)
         for text in strings:
             if not text:
@@ -132,8 +149,9 @@ def test_compiled_catalogs_are_built_from_po(tmp_path):
 def test_lesson_strings_fall_back_to_english_one_by_one():
     t = Translator("it")
     assert t.content("no-such-item", "An English sentence.") == "An English sentence."
-    translated = t.content("mooc-art", "MOOC-ART: digital skills for the cultural and creative "
-                                       "sector")
+    translated = t.content(
+        "mooc-art", "MOOC-ART: digital skills for the cultural and creative sector"
+    )
     assert translated and "MOOC-ART" in translated
 
 
@@ -141,8 +159,9 @@ async def test_unshipped_telegram_language_falls_back_to_english_with_a_choice(t
     actions = await tutor.handle(Who("tg:5", chat_id=5, language_code="pt-BR"), Command("start"))
     text = "\n".join(getattr(a, "text", "") for a in actions)
     assert "I don't speak your Telegram language yet" in text
-    assert any(b.data == "lang:it" for a in actions for row in getattr(a, "buttons", ())
-               for b in row)
+    assert any(
+        b.data == "lang:it" for a in actions for row in getattr(a, "buttons", ()) for b in row
+    )
 
 
 async def test_a_shipped_telegram_language_is_proposed(tutor):

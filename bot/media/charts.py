@@ -32,7 +32,7 @@ def cohort_chart(figures: CohortFigures, t: Translator) -> bytes:
     top.set_yticks(range(len(labels)), labels, fontproperties=font, fontsize=12)
     top.invert_yaxis()
     top.set_xlim(0, 100)
-    top.set_title(_("Modules completed (% of learners)"), fontproperties=font, fontsize=20)
+    top.set_title(_("Modules completed: share of learners"), fontproperties=font, fontsize=20)
     buckets = list(figures.streaks.items())
     bottom.bar([k for k, _v in buckets], [v for _k, v in buckets], color=ORANGE)
     bottom.set_title(_("Learners by streak (days)"), fontproperties=font, fontsize=20)
