@@ -162,7 +162,7 @@ async def minute_ticks(url: str, minutes: int = 10) -> tuple[list[float], list[f
 async def crowd_one_minute(url: str, count: int) -> datetime:
     """Put the first `count` learners on the same minute, after the timed ticks."""
     engine = create_engine(url)
-    crowd = START + timedelta(hours=2)
+    crowd = START + timedelta(minutes=11)  # just after the timed ticks: only the crowd is due
     async with engine.begin() as conn:
         await conn.execute(
             text("UPDATE learners SET next_nudge_at = :at WHERE id <= :n"),
@@ -190,8 +190,16 @@ def tick_child(url: str, now: str) -> None:
         return elapsed, report.enqueued
 
     elapsed, enqueued = asyncio.run(run())
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": elapsed, "enqueued": enqueued, "peak_rss_mb": peak_mb}))
+    print(json.dumps({"seconds": elapsed, "enqueued": enqueued, "peak_rss_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's own high-water mark (VmHWM). Not getrusage's ru_maxrss: on Linux a
+    child started with fork keeps the parent's maximum, which here is the seeding's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(kind: str, url: str, count: int) -> dict[str, float]:

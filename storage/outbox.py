@@ -77,14 +77,15 @@ class Outbox:
             return await self.insert_rows(session, values)
 
     async def insert_rows(self, session, values: list[dict[str, Any]]) -> int:
-        """Insert complete rows, skipping existing keys; return how many were new."""
-        statement = (
-            self.insert()
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(OutboxMessage.id)
-        )
+        """Insert complete rows, skipping existing keys; return how many were new.
+
+        SQLite's executemany reports the rows it inserted; asyncpg's does not, so on
+        PostgreSQL the new ids come back with RETURNING instead."""
+        statement = self.insert().on_conflict_do_nothing(index_elements=["idempotency_key"])
         conn = await session.connection()
-        return len((await conn.execute(statement, values)).all())
+        if self.dialect == "sqlite":
+            return max((await conn.execute(statement, values)).rowcount, 0)
+        return len((await conn.execute(statement.returning(OutboxMessage.id), values)).all())
 
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxRow]:
         due = or_(
