@@ -37,7 +37,12 @@ async def build_app(settings: Settings, clock: Clock = utcnow) -> App:
     engine = create_engine(settings.database_url)
     await upgrade(engine)
     store = SqlStore(engine)
-    tutor = Tutor(catalog, store, clock=clock, locales_dir=settings.locales_dir,
-                  admins=frozenset(f"tg:{user}" for user in settings.admins),
-                  throttle=Throttle.parse(settings.throttle))
+    tutor = Tutor(
+        catalog,
+        store,
+        clock=clock,
+        locales_dir=settings.locales_dir,
+        admins=frozenset(f"tg:{user}" for user in settings.admins),
+        throttle=Throttle.parse(settings.throttle),
+    )
     return App(settings, catalog, engine, store, tutor)

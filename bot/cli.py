@@ -60,8 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     cast.add_argument("--photo", type=Path, help="a PNG, JPEG, GIF or WebP image to attach")
     cast.add_argument("--at", help="send later: 'YYYY-MM-DD HH:MM' in --zone")
     cast.add_argument("--zone", default="UTC", help="time zone of --at (default UTC)")
-    cast.add_argument("--send", action="store_true",
-                      help="send from this process too (needs TELEGRAM_BOT_TOKEN)")
+    cast.add_argument(
+        "--send", action="store_true", help="send from this process too (needs TELEGRAM_BOT_TOKEN)"
+    )
 
     stats = sub.add_parser("stats", help="a group's figures, as in /stats")
     stats.add_argument("--cohort", required=True, help="the group's code")
@@ -196,8 +197,9 @@ async def _trainer_tool(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.command == "stats":
             return await cli.stats(app, args.cohort)
-        return await cli.broadcast(app, args.cohort, args.text, args.photo, args.at, args.zone,
-                                   args.send)
+        return await cli.broadcast(
+            app, args.cohort, args.text, args.photo, args.at, args.zone, args.send
+        )
     finally:
         await app.close()
 

@@ -12,7 +12,7 @@ DEFAULT_DATABASE_URL = "sqlite:///restart-tutor.db"
 
 def _ids(raw: str) -> frozenset[int]:
     return frozenset(
-        int(p) for p in raw.replace(",", " ").split() if p.strip().lstrip("-").isdigit()
+        int(p) for p in raw.replace(",", " ").split() if p.strip().lstrip("-").isdecimal()
     )
 
 

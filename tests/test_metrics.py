@@ -313,9 +313,12 @@ async def test_gauges_refresh_at_most_every_few_seconds(tmp_path: Path):
         await engine.dispose()
 
 
-async def test_an_unreachable_database_still_gives_a_scrape(tmp_path: Path, caplog):
-    missing = tmp_path / "no-such-folder" / "tutor.db"
-    engine = create_engine(f"sqlite:///{missing}")
+DOWN = "postgresql://tutor@127.0.0.1:1/tutor"
+"""A database server that is not there: connecting is refused at once."""
+
+
+async def test_an_unreachable_database_still_gives_a_scrape(caplog):
+    engine = create_engine(DOWN)
     metrics = Metrics(engine=engine)
     metrics.telegram_429.inc()
     try:
@@ -334,7 +337,7 @@ async def test_a_slow_database_does_not_hold_the_scrape():
         async def refresh(self, engine=None) -> None:
             await asyncio.sleep(30)
 
-    metrics = SlowMetrics(engine=create_engine("sqlite://"), refresh_wait=0.05)
+    metrics = SlowMetrics(engine=create_engine(DOWN), refresh_wait=0.05)
     started = time.monotonic()
     status, _type, body = await scrape(metrics)
     assert status == 200 and "due_learners 0.0" in body

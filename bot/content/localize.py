@@ -137,8 +137,7 @@ def extract_lessons(fileobj, keywords, comment_tags, options):
         for framework in FrameworkFile.model_validate(data).frameworks:
             for area in framework.areas:
                 pairs.append((f"area:{framework.id}:{area.id}", area.name))
-                pairs += [(f"competence:{framework.id}:{c.id}", c.name)
-                          for c in area.competences]
+                pairs += [(f"competence:{framework.id}:{c.id}", c.name) for c in area.competences]
     elif isinstance(data, dict) and "resources" in data:
         kit = ToolkitFile.model_validate(data)
         pairs = [(f"topic:{t.id}", t.title) for t in kit.topics]

@@ -34,7 +34,7 @@ class Schedule:
 
 def parse_weekdays(raw: str | None) -> frozenset[int]:
     """'0123456' (Monday = 0) as stored; empty or None means every day."""
-    days = frozenset(int(c) for c in (raw or "") if c.isdigit() and int(c) < 7)
+    days = frozenset(int(c) for c in (raw or "") if c.isdecimal() and int(c) < 7)
     return days or ALL_DAYS
 
 

@@ -9,7 +9,7 @@ scheduled can be cancelled. The content rules (not empty, within Telegram's size
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot import limits
@@ -18,6 +18,9 @@ from bot.tutor.events import Attachment, Button, Media, Reply
 
 if TYPE_CHECKING:
     from bot.tutor.engine import Turn
+
+
+MAX_SCHEDULE_DAYS = 365
 
 
 def check_content(text: str | None, has_media: bool) -> str | None:
@@ -57,7 +60,7 @@ def message_of(row) -> Reply | Attachment:
 
 
 async def _own(turn: Turn, broadcast_id: str):
-    row = await turn.repo.broadcast(int(broadcast_id)) if broadcast_id.isdigit() else None
+    row = await turn.repo.broadcast(int(broadcast_id)) if broadcast_id.isdecimal() else None
     if row is None or (row.owner_id != turn.learner.id and not is_admin(turn)):
         _ = turn.t._
         turn.out.say(_("That announcement is not yours."))
@@ -82,7 +85,7 @@ async def audience(turn: Turn, value: str) -> None:
     _ = turn.t._
     cohort_id = None
     if value != "all":
-        cohort = await turn.repo.cohort(int(value)) if value.isdigit() else None
+        cohort = await turn.repo.cohort(int(value)) if value.isdecimal() else None
         if cohort is None or (cohort.owner_id != turn.learner.id and not is_admin(turn)):
             turn.out.say(_("That group is not yours to manage."))
             return
@@ -165,7 +168,10 @@ async def send_now(turn: Turn, value: str) -> None:
 async def schedule_ask(turn: Turn, value: str) -> None:
     _ = turn.t._
     row = await _own(turn, value)
-    if row is None or row.status != "draft":
+    if row is None:
+        return
+    if row.status != "draft":
+        turn.out.say(_("This announcement has already been handled."))
         return
     turn.learner.awaiting = f"bt:{row.id}"
     turn.out.say(
@@ -181,6 +187,8 @@ async def schedule_typed(turn: Turn, text: str) -> None:
     row = await _own(turn, (turn.learner.awaiting or "").removeprefix("bt:"))
     if row is None or row.status != "draft":
         turn.learner.awaiting = None
+        if row is not None:
+            turn.out.say(_("This announcement has already been handled."))
         return
     try:
         local = datetime.fromisoformat(" ".join(text.split()).replace("T", " "))
@@ -188,6 +196,15 @@ async def schedule_typed(turn: Turn, text: str) -> None:
         turn.out.say(_("I could not read that. Please write it like 2027-03-01 18:30."))
         return
     when = local.replace(tzinfo=turn.zone) if local.tzinfo is None else local
+    try:
+        too_far = when - turn.now > timedelta(days=MAX_SCHEDULE_DAYS)
+    except OverflowError:
+        too_far = True
+    if too_far:
+        turn.out.say(
+            _("Please choose a moment within the next {n} days.").format(n=MAX_SCHEDULE_DAYS)
+        )
+        return
     if when <= turn.now:
         turn.out.say(_("That moment is in the past. Please give a future date and time."))
         return

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from bot.delivery.planner import reschedule
 from bot.trainers.roles import is_admin, link, trainer_only
 from bot.tutor.events import Button
-from bot.tutor.zones import TIME_CHOICES
+from bot.tutor.zones import TIME_CHOICES, parse_daily_time
 
 if TYPE_CHECKING:
     from bot.tutor.engine import Turn
@@ -24,7 +24,7 @@ def deep_link(turn: Turn, cohort: CohortFact) -> str:
 
 async def owned(turn: Turn, cohort_id: str) -> CohortFact | None:
     """The cohort, if this trainer may manage it; a polite refusal otherwise."""
-    cohort = await turn.repo.cohort(int(cohort_id)) if cohort_id.isdigit() else None
+    cohort = await turn.repo.cohort(int(cohort_id)) if cohort_id.isdecimal() else None
     if cohort is None or (cohort.owner_id != turn.learner.id and not is_admin(turn)):
         _ = turn.t._
         turn.out.say(_("That group is not yours to manage."))
@@ -82,7 +82,7 @@ async def choose_time(turn: Turn, rest: str) -> None:
     cohort = await owned(turn, cohort_id)
     if cohort is None:
         return
-    daily = f"{value[:2]}:{value[2:]}" if value.isdigit() and len(value) == 4 else None
+    daily = parse_daily_time(f"{value[:2]}:{value[2:]}") if len(value) == 4 else None
     await turn.repo.update_cohort(cohort.id, default_time=daily)
     turn.out.say(
         _(

@@ -79,7 +79,7 @@ async def grant(turn: Turn, args: str = "") -> None:
         return
     revoke = words[0].lower() == "revoke"
     target = words[-1].lstrip("@")
-    if not target.isdigit() or len(target) > 15:
+    if not target.isdecimal() or len(target) > 15:
         turn.out.say(
             _(
                 "Please give the person's Telegram user id, for example /grant "

@@ -7,7 +7,6 @@ check them against fixtures.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import hashlib
 import io
@@ -21,7 +20,7 @@ from bot.content import Catalog
 from bot.i18n import Translator
 from bot.trainers.cohorts import owned
 from bot.trainers.roles import is_admin, trainer_only
-from bot.tutor.events import Document, Photo
+from bot.tutor.events import Document, Later, Photo
 
 if TYPE_CHECKING:
     from bot.tutor.engine import Turn
@@ -213,8 +212,10 @@ async def _stats_of(turn: Turn, cohort_id: int) -> None:
     figures = cohort_figures(turn.catalog, learners, answers, completions, scores, turn.now)
     text = figures_text(turn.t, cohort.name, figures)
     turn.out.say(text)
-    png = await asyncio.to_thread(cohort_chart, figures, turn.t)
-    turn.out.actions.append(Photo(png, text[:1024], "cohort.png"))
+    t = turn.t
+    turn.out.actions.append(
+        Later(lambda: Photo(cohort_chart(figures, t), text[:1024], "cohort.png"))
+    )
 
 
 @trainer_only

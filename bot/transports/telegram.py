@@ -95,17 +95,31 @@ class Incoming:
 
 @dataclass(frozen=True)
 class GroupNotice:
+    """Something from a group: we answer (politely, once) that we work in private chats."""
+
     chat_id: int
+    callback_id: str | None = None
 
 
 def read_update(raw: dict[str, Any], bot_username: str = "") -> Incoming | GroupNotice | None:
-    """Map a Bot API update to an engine event, or None when we ignore it on purpose."""
+    """Map a Bot API update to an engine event, or None when we ignore it on purpose (an
+    update we do not serve, or one so damaged that it has no sender or chat)."""
+    try:
+        return _read_update(raw, bot_username)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        log.warning("damaged update %r ignored: %s", str(raw)[:200], exc)
+        return None
+
+
+def _read_update(raw: dict[str, Any], bot_username: str) -> Incoming | GroupNotice | None:
     if message := raw.get("message"):
         chat, sender = message.get("chat") or {}, message.get("from") or {}
         if chat.get("type") != "private" or not sender:
             text = message.get("text") or ""
-            if chat.get("type") in ("group", "supergroup") and text.startswith("/"):
-                return GroupNotice(chat["id"])
+            if chat.get("type") in ("group", "supergroup") and isinstance(text, str):
+                event = _text_event(text, bot_username)
+                if isinstance(event, Command):  # addressed to us, not to another bot
+                    return GroupNotice(chat["id"])
             return None
         who = _who(sender, chat["id"])
         text = message.get("text")
@@ -117,7 +131,7 @@ def read_update(raw: dict[str, Any], bot_username: str = "") -> Incoming | Group
         message = query.get("message") or {}
         chat_id = (message.get("chat") or {}).get("id", sender.get("id"))
         if (message.get("chat") or {}).get("type", "private") != "private":
-            return None
+            return GroupNotice(chat_id, callback_id=query.get("id")) if query.get("id") else None
         return Incoming(
             _who(sender, chat_id),
             Press(str(query.get("data") or "")[:64]),
@@ -242,7 +256,10 @@ class TelegramGateway:
                 .gettext("I work in private chats. Open a chat with me to learn: @{bot}")
                 .format(bot=self.bot_username)
             )
-            await api.call("sendMessage", {"chat_id": incoming.chat_id, "text": text})
+            if incoming.callback_id:
+                await self._answer_callback(api, incoming.callback_id, text)
+            else:
+                await api.call("sendMessage", {"chat_id": incoming.chat_id, "text": text})
             return
         answering: asyncio.Task[None] | None = None
         try:

@@ -57,11 +57,11 @@ class TerminalChat:
         text = line.strip()
         if not text:
             return None
-        if self.quiz and text.isdigit() and 1 <= int(text) <= self.quiz[1]:
+        if self.quiz and text.isdecimal() and 1 <= int(text) <= self.quiz[1]:
             poll_id, _count = self.quiz
             self.quiz = None
             return PollAnswer(poll_id, (int(text) - 1,))
-        if text.isdigit() and 1 <= int(text) <= len(self.buttons):
+        if text.isdecimal() and 1 <= int(text) <= len(self.buttons):
             button = self.buttons[int(text) - 1]
             if button.data:
                 return Press(button.data)

@@ -40,7 +40,7 @@ def discernment(lesson: Lesson, answers: list[AnswerFact]) -> tuple[float | None
     neutral, manipulative, confidence = [], [], []
     for item in lesson.items:
         choice = latest.get(getattr(item, "id", ""))
-        if choice is None or not choice.isdigit():
+        if choice is None or not choice.isdecimal():
             continue
         if isinstance(item, Rating):
             (manipulative if item.manipulative else neutral).append(int(choice))

@@ -9,7 +9,6 @@ code gets the same answer whoever asks, and reveals nothing about other certific
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 from typing import TYPE_CHECKING
@@ -24,7 +23,7 @@ from bot.media.certificate import (
     normalise_code,
     render_certificate_pdf,
 )
-from bot.tutor.events import Button, Document
+from bot.tutor.events import Button, Document, Later
 from bot.tutor.mastery import mastered_questions
 from bot.tutor.ports import CertificateFact
 
@@ -136,9 +135,12 @@ async def send(turn: Turn, fact: CertificateFact, course: Course) -> None:
         issuer=_("RestART Tutor · Erasmus+ project RestART"),
         and_more=_("and {n} more"),
     )
-    pdf = await asyncio.to_thread(
-        render_certificate_pdf, fact.name, course.title, fact.competences, fact.code, text
-    )
+    caption = _("Certificate: {course}").format(course=course.title)
+
+    def pdf() -> Document:  # rendered after the unit of work (see `Later`)
+        data = render_certificate_pdf(fact.name, course.title, fact.competences, fact.code, text)
+        return Document(f"certificate-{fact.code}.pdf", data, caption)
+
     badge = open_badge_assertion(
         code=fact.code,
         recipient_id=f"tg://user?id={fact.learner_id}",
@@ -151,13 +153,7 @@ async def send(turn: Turn, fact: CertificateFact, course: Course) -> None:
         issuer_url=ISSUER_URL,
         competences=fact.competences,
     )
-    turn.out.actions.append(
-        Document(
-            f"certificate-{fact.code}.pdf",
-            pdf,
-            _("Certificate: {course}").format(course=course.title),
-        )
-    )
+    turn.out.actions.append(Later(pdf))
     turn.out.actions.append(
         Document(
             f"badge-{fact.code}.json",

@@ -8,6 +8,7 @@ Every reply is built with the learner's `Translator`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +25,7 @@ from bot.tutor.events import (
     Command,
     Event,
     InlineQuery,
+    Later,
     Media,
     Notice,
     Outcome,
@@ -93,6 +95,7 @@ class Tutor:
         self.bot_username = bot_username
         self._toolkit_index = None
         self.throttle = throttle
+        self._render_lock = asyncio.Lock()
         """Per-learner flood control; the composition root turns it on (tests leave it off)."""
 
     def translated(self, language: str, context: str, text: str) -> str:
@@ -106,19 +109,34 @@ class Tutor:
     async def handle(self, who: Who, event: Event) -> list[Action]:
         if isinstance(event, InlineQuery):  # no learner record for a passer-by's search
             return await self._inline(who, event)
-        if (self.throttle is not None and not isinstance(event, ChatStatus)
-                and not self.throttle.allow(who.external_id)):
+        if (
+            self.throttle is not None
+            and not isinstance(event, ChatStatus)
+            and not self.throttle.allow(who.external_id)
+        ):
             if self.throttle.should_warn(who.external_id):
                 t = Translator(who.language_code, self.locales_dir)
-                return [Notice(t.gettext("Slow down a little, please: I'll answer again in a "
-                                         "few seconds."))]
+                return [
+                    Notice(
+                        t.gettext("Slow down a little, please: I'll answer again in a few seconds.")
+                    )
+                ]
             return []
         now = self.clock()
         async with self.store.unit() as repo:
             learner = await repo.learner(who, now)
             turn = Turn(self, repo, learner, now, Translator(learner.language, self.locales_dir))
             await self._route(turn, who, event)
-            return turn.out.actions
+        return await self._finish_later(turn.out.actions)
+
+    async def _finish_later(self, actions: list[Action]) -> list[Action]:
+        done = []
+        for action in actions:
+            if isinstance(action, Later):
+                async with self._render_lock:
+                    action = await asyncio.to_thread(action.make)
+            done.append(action)
+        return done
 
     async def compose(self, learner_id: int, kind: str, payload: dict | None) -> list[Action]:
         """The message for one outbox row (a nudge, a reminder…) in the learner's language,

@@ -7,6 +7,7 @@ actions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -161,6 +162,15 @@ class InlineResult:
 class InlineAnswer:
     query_id: str
     results: tuple[InlineResult, ...]
+
+
+@dataclass(frozen=True)
+class Later:
+    """An action that is slow to make (a picture, a PDF): made after the unit of work has
+    closed, so rendering never holds the database, and one at a time, so a burst of pictures
+    cannot starve everyone else."""
+
+    make: Callable[[], Action]
 
 
 Action = Reply | EditPressed | Notice | Quiz | Document | Photo | Attachment | InlineAnswer

@@ -259,7 +259,7 @@ async def go(turn: Turn, token: str) -> None:
 
 def _parse_choice(rest: str) -> tuple[str, int] | None:
     token, _sep, index = rest.rpartition(":")
-    if not token or not index.isdigit() or len(index) > 2:
+    if not token or not index.isdecimal() or len(index) > 2:
         return None
     return token, int(index)
 
@@ -295,7 +295,7 @@ async def toggle(turn: Turn, rest: str) -> None:
 
 def _selection(turn: Turn) -> set[int]:
     raw = turn.learner.pending_selection or ""
-    return {int(i) for i in raw.split(",") if i.isdigit()}
+    return {int(i) for i in raw.split(",") if i.isdecimal()}
 
 
 async def submit(turn: Turn, token: str) -> None:
@@ -323,7 +323,7 @@ async def answer(turn: Turn, token: str, chosen: tuple[int, ...], from_poll: boo
         await _stale(turn, token)
         return
     lesson, item = current
-    if not chosen or any(i >= option_count(item) for i in chosen):
+    if not chosen or any(not 0 <= i < option_count(item) for i in chosen):
         await _stale(turn, token)
         return
     from bot.tutor import review
@@ -406,7 +406,7 @@ async def typed_while_question(turn: Turn, text: str) -> None:
     if current is not None and not isinstance(current[1], Card):
         stripped = text.strip().upper()
         count = option_count(current[1])
-        if stripped.isdigit() and 1 <= int(stripped) <= count:
+        if stripped.isdecimal() and 1 <= int(stripped) <= count:
             await answer(turn, token, (int(stripped) - 1,))
             return
         if (

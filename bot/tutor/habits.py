@@ -122,7 +122,7 @@ async def pause(turn: Turn, args: str = "") -> None:
 
 
 async def pause_press(turn: Turn, value: str) -> None:
-    await pause(turn, value if value == "off" else f"{value}d" if value.isdigit() else "?")
+    await pause(turn, value if value == "off" else f"{value}d" if value.isdecimal() else "?")
 
 
 async def quiet(turn: Turn, args: str = "") -> None:
@@ -179,7 +179,7 @@ async def day_press(turn: Turn, value: str) -> None:
     chosen = set(parse_weekdays(turn.learner.weekdays))
     if value == "all":
         chosen = set(ALL_DAYS)
-    elif value.isdigit() and int(value) < 7:
+    elif value.isdecimal() and int(value) < 7:
         chosen ^= {int(value)}
         if not chosen:
             turn.out.say(_("Keep at least one day."))

@@ -119,7 +119,7 @@ async def choose_zone(turn: Turn, value: str) -> None:
             _rows(buttons, 3),
         )
         return
-    if value.isdigit() and int(value) < len(CITY_CHOICES):
+    if value.isdecimal() and int(value) < len(CITY_CHOICES):
         zone: str | None = CITY_CHOICES[int(value)][1]
     else:
         zone = parse_zone(value)

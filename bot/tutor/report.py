@@ -3,12 +3,11 @@ mastered, before/after discernment, and a picture of it all (with the text as it
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from bot.media.progress_card import ProgressPicture, describe_progress, render_progress_png
 from bot.tutor import habits
-from bot.tutor.events import Button, Photo
+from bot.tutor.events import Button, Later, Photo
 from bot.tutor.mastery import AreaProgress, area_progress
 from bot.tutor.streaks import local_date
 
@@ -104,8 +103,13 @@ async def progress(turn: Turn) -> None:
         },
         streak=streak.current,
     )
-    png = await asyncio.to_thread(render_progress_png, picture)
-    turn.out.actions.append(Photo(png, describe_progress(picture)[:1024], "progress.png"))
+    turn.out.actions.append(
+        Later(
+            lambda: Photo(
+                render_progress_png(picture), describe_progress(picture)[:1024], "progress.png"
+            )
+        )
+    )
 
 
 def area_label(turn: Turn, area: AreaProgress) -> str:
