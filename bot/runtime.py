@@ -1,8 +1,8 @@
 """`restart-tutor run`: the tutor on Telegram, by long polling or by webhook.
 
-One HTTP server (aiohttp) serves `/healthz` in both modes and, with `--webhook-url`, the webhook
-path. The webhook's secret token is set with `setWebhook` and compared in constant time on every
-request: a mismatch is answered 401 and the update is never processed. An update is acknowledged
+One HTTP server (aiohttp) serves `/healthz` and `/metrics` (Prometheus) in both modes and, with
+`--webhook-url`, the webhook path. The webhook's secret token is set with `setWebhook` and
+compared in constant time on every request: a mismatch is answered 401 and the update is never processed. An update is acknowledged
 (200) only after the engine handled it, so if the database is down Telegram gets a 500 and
 delivers the update again later; nothing is lost.
 """
@@ -27,6 +27,7 @@ from bot.app import App, build_app
 from bot.config import Settings
 from bot.delivery.budget import Budget
 from bot.delivery.service import DeliveryService
+from bot.metrics import CountingApi, Metrics, add_metrics_route
 from bot.transports.telegram import (
     ALLOWED_UPDATES,
     BotApi,
@@ -126,20 +127,22 @@ class TelegramService:
         self._poller: asyncio.Task[None] | None = None
         self.port: int | None = None
         self.delivery: DeliveryService | None = None
+        self.metrics: Metrics | None = None
 
     async def start(self) -> None:
         if not self.settings.bot_token:
             raise ValueError("no token")
         self.app = self.app or await build_app(self.settings)
-        gateway = TelegramGateway(self.app.tutor, self.settings.lessons_dir)
+        self.metrics = Metrics(engine=self.app.engine)
+        gateway = TelegramGateway(self.app.tutor, self.settings.lessons_dir, metrics=self.metrics)
         self.runner = make_runner(
             self.options.transport, self.settings.bot_token, self.settings.api_base, gateway
         )
         gateway.bot_username = await self.runner.start()
         self.app.tutor.bot_username = gateway.bot_username or self.app.tutor.bot_username
         budget = Budget(self.settings.send_rate)
-        raw_api = self.runner.api
-        self.runner.api = BudgetedApi(raw_api, budget)
+        raw_api = CountingApi(self.runner.api, self.metrics)  # counts 429s on every path
+        self.runner.api = BudgetedApi(CountingApi(self.runner.api, self.metrics, "reply"), budget)
 
         async def deliver(chat_id: int, action: Action) -> None:
             await gateway.render(raw_api, chat_id, action)
@@ -153,6 +156,7 @@ class TelegramService:
                 lease=timedelta(seconds=self.settings.sender_lease),
                 api=self.runner.api,
             )
+            self.delivery.sender.on_result = self.metrics.count_outbox_result
             await self.delivery.start()
         for menu in command_menus():
             await self.runner.api.call("setMyCommands", menu)
@@ -160,6 +164,7 @@ class TelegramService:
             secret = self.options.webhook_secret or secrets.token_urlsafe(32)
             path = urlparse(self.options.webhook_url).path or "/"
             web_app = webhook_app(self.runner, path, secret)
+            add_metrics_route(web_app, self.metrics)
             await self._serve(web_app)
             await self.runner.api.call(
                 "setWebhook",
@@ -170,7 +175,9 @@ class TelegramService:
                 },
             )
         else:
-            await self._serve(health_app())
+            web_app = health_app()
+            add_metrics_route(web_app, self.metrics)
+            await self._serve(web_app)
             await self.runner.api.call("deleteWebhook", {})
             self._poller = asyncio.create_task(self.runner.poll(self.options.polling_timeout))
 

@@ -83,6 +83,8 @@ class Sender:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self.stats = SenderStats()
         self.on_progress: Callable[[], Awaitable[None]] | None = None
+        self.on_result: Callable[[str, str], None] | None = None
+        """Told (kind, status) for every row finished: the metrics hook."""
 
     async def ensure_lock(self) -> None:
         if self.outbox.dialect != "sqlite":
@@ -97,6 +99,7 @@ class Sender:
     async def run(self, stop: asyncio.Event, until_idle: bool = False) -> None:
         await self.ensure_lock()
         inflight: set[asyncio.Task[Result]] = set()
+        kinds: dict[asyncio.Task[Result], str] = {}
         results: list[Result] = []
         last_flush = last_lock = asyncio.get_running_loop().time()
         try:
@@ -112,7 +115,9 @@ class Sender:
                     )
                     claimed = len(rows)
                     for row in rows:
-                        inflight.add(asyncio.create_task(self._one(row)))
+                        task = asyncio.create_task(self._one(row))
+                        kinds[task] = row.kind
+                        inflight.add(task)
                 if inflight:
                     done, _ = await asyncio.wait(
                         inflight, timeout=self.flush_every, return_when=asyncio.FIRST_COMPLETED
@@ -120,6 +125,8 @@ class Sender:
                     for task in done:
                         inflight.discard(task)
                         results.append(task.result())
+                        if self.on_result is not None:
+                            self.on_result(kinds.pop(task, "other"), task.result().status)
                 now = asyncio.get_running_loop().time()
                 if results and (now - last_flush >= self.flush_every or not inflight):
                     await self.outbox.finish(results, self.clock())

@@ -240,12 +240,22 @@ def split_text(text: str, size: int = limits.MESSAGE_TEXT_MAX) -> list[str]:
 class TelegramGateway:
     """Feeds updates to the engine and renders its actions through a `BotApi`."""
 
-    def __init__(self, tutor: Tutor, lessons_dir: Path, bot_username: str = ""):
+    def __init__(
+        self, tutor: Tutor, lessons_dir: Path, bot_username: str = "", metrics: Any = None
+    ):
         self.tutor = tutor
         self.lessons_dir = lessons_dir
         self.bot_username = bot_username
+        self.metrics = metrics
 
     async def handle(self, raw: dict[str, Any], api: BotApi) -> None:
+        if self.metrics is None:
+            await self._handle(raw, api)
+            return
+        with self.metrics.observe_update(raw):
+            await self._handle(raw, api)
+
+    async def _handle(self, raw: dict[str, Any], api: BotApi) -> None:
         incoming = read_update(raw, self.bot_username)
         if incoming is None:
             log.debug("update %s ignored on purpose", raw.get("update_id"))

@@ -54,3 +54,20 @@ async def test_run_without_a_token_says_how_to_get_one():
     )
     assert result.returncode == 2
     assert "@BotFather" in result.stderr and "restart-tutor chat" in result.stderr
+
+
+async def test_metrics_count_updates_and_replies(tmp_path):
+    from tests.e2e.tg import TgUser
+
+    async with running_tutor(tmp_path, "aiogram", "polling") as (server, service):
+        user = TgUser(server, 321)
+        await user.send("/start")
+        await user.press("English")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{service.port}/metrics") as r:
+                assert r.status == 200
+                text = await r.text()
+    assert 'updates_total{type="message"} 1.0' in text
+    assert 'updates_total{type="callback_query"} 1.0' in text
+    assert 'messages_sent_total{kind="reply",result="sent"}' in text
+    assert "reply_seconds_count" in text and "due_learners" in text
