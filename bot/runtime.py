@@ -2,9 +2,9 @@
 
 One HTTP server (aiohttp) serves `/healthz` and `/metrics` (Prometheus) in both modes and, with
 `--webhook-url`, the webhook path. The webhook's secret token is set with `setWebhook` and
-compared in constant time on every request: a mismatch is answered 401 and the update is never processed. An update is acknowledged
-(200) only after the engine handled it, so if the database is down Telegram gets a 500 and
-delivers the update again later; nothing is lost.
+compared in constant time on every request: a mismatch is answered 401 and the update is never
+processed. An update is acknowledged (200) only after the engine handled it, so if the database
+is down Telegram gets a 500 and delivers the update again later; nothing is lost.
 """
 
 from __future__ import annotations
