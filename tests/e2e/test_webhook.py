@@ -63,10 +63,10 @@ async def test_metrics_count_updates_and_replies(tmp_path):
         user = TgUser(server, 321)
         await user.send("/start")
         await user.press("English")
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{service.port}/metrics") as r:
-                assert r.status == 200
-                text = await r.text()
+        url = f"http://127.0.0.1:{service.port}/metrics"
+        async with aiohttp.ClientSession() as http, http.get(url) as r:
+            assert r.status == 200
+            text = await r.text()
     assert 'updates_total{type="message"} 1.0' in text
     assert 'updates_total{type="callback_query"} 1.0' in text
     assert 'messages_sent_total{kind="reply",result="sent"}' in text
