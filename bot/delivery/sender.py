@@ -63,7 +63,7 @@ class Sender:
         clock: Callable[[], datetime] = utcnow,
         concurrency: int = 64,
         lease: timedelta = timedelta(minutes=2),
-        max_attempts: int = 5,
+        max_attempts: int = 8,
         max_backoff: float = 300.0,
         flush_every: float = 0.1,
         idle_sleep: float = 0.5,

@@ -19,7 +19,7 @@ RATE = 100  # messages per second, so the kill lands mid-way
 CONCURRENCY_BOUND = 64 + 20  # the sender's rows in flight plus one flush window
 
 
-async def prepare(url: str) -> None:
+async def prepare(url: str, messages: int = MESSAGES) -> None:
     engine = create_engine(url)
     await upgrade(engine)
     now = datetime.now(UTC)
@@ -31,7 +31,7 @@ async def prepare(url: str) -> None:
                 "chat_id": i,
                 "payload": {"text": f"Announcement for chat {i}"},
             }
-            for i in range(1, MESSAGES + 1)
+            for i in range(1, messages + 1)
         ],
         now,
     )
