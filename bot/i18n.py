@@ -58,6 +58,7 @@ def _translations(language: str, locales_dir: Path) -> gettext.NullTranslations:
     """The interface and lesson catalogs of one language, merged (contexts keep them apart)."""
     merged: Translations | None = None
     if language != DEFAULT_LANGUAGE:
+        compile_catalogs(locales_dir)  # a fresh clone has only the .po files
         for domain in DOMAINS:
             found = Translations.load(str(locales_dir), [language], domain)
             if not isinstance(found, Translations):

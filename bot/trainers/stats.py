@@ -214,7 +214,7 @@ async def _stats_of(turn: Turn, cohort_id: int) -> None:
     turn.out.say(text)
     t = turn.t
     turn.out.actions.append(
-        Later(lambda: Photo(cohort_chart(figures, t), text[:1024], "cohort.png"))
+        Later(lambda: Photo(cohort_chart(figures, t), text[:1024], "cohort.png"), optional=True)
     )
 
 

@@ -96,6 +96,7 @@ class Tutor:
         self._toolkit_index = None
         self.throttle = throttle
         self._render_lock = asyncio.Lock()
+        self._drawing: set[str] = set()
         """Per-learner flood control; the composition root turns it on (tests leave it off)."""
 
     def translated(self, language: str, context: str, text: str) -> str:
@@ -127,14 +128,22 @@ class Tutor:
             learner = await repo.learner(who, now)
             turn = Turn(self, repo, learner, now, Translator(learner.language, self.locales_dir))
             await self._route(turn, who, event)
-        return await self._finish_later(turn.out.actions)
+        return await self._finish_later(who.external_id, turn.out.actions)
 
-    async def _finish_later(self, actions: list[Action]) -> list[Action]:
+    async def _finish_later(self, key: str, actions: list[Action]) -> list[Action]:
+        """Make the slow actions, one at a time for everyone; an optional one is skipped while
+        the same learner already has one waiting, so a burst cannot queue up behind itself."""
         done = []
         for action in actions:
             if isinstance(action, Later):
-                async with self._render_lock:
-                    action = await asyncio.to_thread(action.make)
+                if action.optional and key in self._drawing:
+                    continue
+                self._drawing.add(key)
+                try:
+                    async with self._render_lock:
+                        action = await asyncio.to_thread(action.make)
+                finally:
+                    self._drawing.discard(key)
             done.append(action)
         return done
 

@@ -171,6 +171,9 @@ class Later:
     cannot starve everyone else."""
 
     make: Callable[[], Action]
+    optional: bool = False
+    """An extra (a chart) that may be dropped while the same learner's previous one is still
+    being drawn; a certificate is never optional."""
 
 
 Action = Reply | EditPressed | Notice | Quiz | Document | Photo | Attachment | InlineAnswer

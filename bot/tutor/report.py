@@ -107,7 +107,8 @@ async def progress(turn: Turn) -> None:
         Later(
             lambda: Photo(
                 render_progress_png(picture), describe_progress(picture)[:1024], "progress.png"
-            )
+            ),
+            optional=True,
         )
     )
 
