@@ -214,12 +214,15 @@ async def run(settings: Settings, options: RunOptions) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await service.start()
-    mode = f"webhook {options.webhook_url}" if options.webhook_url else "long polling"
-    log.info(
-        "RestART Tutor running on %s (%s), health on port %s", options.transport, mode, service.port
-    )
     try:
+        await service.start()  # inside: a failed start (SenderLocked) still closes what it opened
+        mode = f"webhook {options.webhook_url}" if options.webhook_url else "long polling"
+        log.info(
+            "RestART Tutor running on %s (%s), health on port %s",
+            options.transport,
+            mode,
+            service.port,
+        )
         await stop.wait()
     finally:
         await service.stop()

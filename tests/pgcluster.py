@@ -53,6 +53,10 @@ class Cluster:
         self._run(
             "initdb", "-D", str(self.data), "-U", "tutor", "--auth=trust", "-E", "UTF8", "--no-sync"
         )
+        self.start_server()
+        return self
+
+    def start_server(self) -> None:
         options = (
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -F "
             "-c max_connections=200 -c shared_buffers=128MB"
@@ -68,7 +72,10 @@ class Cluster:
             "-w",
             "start",
         )
-        return self
+
+    def stop_server(self) -> None:
+        """Stop the server but keep its data (fault tests start it again)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+asyncpg://tutor@127.0.0.1:{self.port}/{database}"

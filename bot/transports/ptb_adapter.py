@@ -83,7 +83,10 @@ class PtbRunner:
             await self.app.updater.stop()
 
     async def feed(self, raw: dict[str, Any]) -> None:
-        await self.app.process_update(Update.de_json(raw, self.app.bot))
+        # Straight to the gateway, not through Application.process_update: PTB hands a
+        # handler's exception to its error handlers and returns normally, so the webhook would
+        # answer 200 and Telegram would never deliver the failed update again.
+        await self.gateway.handle(raw, self.api)
 
     async def close(self) -> None:
         await self.stop_polling()
