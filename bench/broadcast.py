@@ -65,7 +65,7 @@ def seed(path: Path, learners: int) -> None:
 async def run(url: str, base: str, rate: float) -> tuple[float, float, int]:
     engine = create_engine(url)
     store = SqlStore(engine)
-    tutor = Tutor(load_catalog(LESSONS), store, clock=lambda: NOW)
+    tutor = Tutor(load_catalog(LESSONS), store)
     started = time.perf_counter()
     async with store.unit() as repo:
         broadcast_id = await repo.create_broadcast(1, 1, 1, NOW)
