@@ -11,6 +11,16 @@ def first_lesson(catalog):
     return catalog.courses["mooc-art"].lessons[0]
 
 
+async def at_first_question(chat, catalog):
+    """Onboard, start the first lesson and read its cards: its first question is on screen."""
+    await chat.onboard()
+    await chat.command("today")
+    lesson = first_lesson(catalog)
+    for _ in [i for i in lesson.items if i.type == "card"]:
+        await chat.press("Continue")
+    return lesson
+
+
 async def count_answers(store) -> int:
     from sqlalchemy import func, select
 
@@ -91,11 +101,7 @@ async def take_lesson_item_wrong(chat, question):
 
 async def test_same_answer_pressed_twice_is_recorded_once(tutor, catalog, sqlite_store):
     chat = Chat(tutor)
-    await chat.onboard()
-    await chat.command("today")
-    lesson = first_lesson(catalog)
-    for _ in [i for i in lesson.items if i.type == "card"]:
-        await chat.press("Continue")
+    await at_first_question(chat, catalog)
     button = chat.keyboard[0]
     await chat.send(Press(button.data))
     assert await count_answers(sqlite_store) == 1
@@ -149,11 +155,7 @@ async def test_unknown_command_and_free_text_get_help(tutor):
 
 async def test_typed_option_number_answers_the_question(tutor, catalog, sqlite_store):
     chat = Chat(tutor)
-    await chat.onboard()
-    await chat.command("today")
-    lesson = first_lesson(catalog)
-    for _ in [i for i in lesson.items if i.type == "card"]:
-        await chat.press("Continue")
+    await at_first_question(chat, catalog)
     await chat.text("1")
     assert await count_answers(sqlite_store) == 1
 

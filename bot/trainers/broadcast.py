@@ -148,14 +148,22 @@ async def _audience_ids(turn: Turn, row) -> list[int]:
     return [c.id for c in await turn.repo.cohorts(row.owner_id)]
 
 
+async def _draft(turn: Turn, value: str):
+    """The trainer's announcement if it is still a draft; a polite word otherwise (a replayed
+    button, an announcement already sent or cancelled)."""
+    row = await _own(turn, value)
+    if row is not None and row.status != "draft":
+        _ = turn.t._
+        turn.out.say(_("This announcement has already been handled."))
+        return None
+    return row
+
+
 @trainer_only
 async def send_now(turn: Turn, value: str) -> None:
     _ = turn.t._
-    row = await _own(turn, value)
+    row = await _draft(turn, value)
     if row is None:
-        return
-    if row.status != "draft":
-        turn.out.say(_("This announcement has already been handled."))
         return
     total = await turn.repo.enqueue_broadcast(row.id, await _audience_ids(turn, row), turn.now)
     await turn.repo.update_broadcast(row.id, status="sending", total=total)
@@ -167,11 +175,8 @@ async def send_now(turn: Turn, value: str) -> None:
 @trainer_only
 async def schedule_ask(turn: Turn, value: str) -> None:
     _ = turn.t._
-    row = await _own(turn, value)
+    row = await _draft(turn, value)
     if row is None:
-        return
-    if row.status != "draft":
-        turn.out.say(_("This announcement has already been handled."))
         return
     turn.learner.awaiting = f"bt:{row.id}"
     turn.out.say(
