@@ -272,3 +272,16 @@ async def test_inline_mode_and_toolkit_search(tutor):
     assert "https://" in chat.said
     await chat.command("toolkit", "zzzqqq")
     assert "Nothing found" in chat.said
+
+
+async def test_a_lesson_names_its_related_toolkit_resources(tutor, catalog):
+    from tests.chat import take_lesson
+
+    chat = person(tutor, 90)
+    await chat.onboard()
+    lessons = catalog.courses["mooc-art"].lessons
+    await chat.command("today")
+    await take_lesson(chat, lessons[0])
+    await chat.command("today")
+    await take_lesson(chat, lessons[1])  # ma-m1-l2 links the Europass self-test and DigComp
+    assert "📚 " in chat.said and "https://europa.eu/europass/digitalskills" in chat.said
