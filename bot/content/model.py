@@ -19,7 +19,6 @@ ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 TAG_PATTERN = re.compile(r"^(digcomp|entrecomp|lifecomp):[A-Z0-9.]+$")
 TECHNIQUES = ("impersonation", "emotion", "polarisation", "conspiracy", "discrediting", "trolling")
 EXERCISES = ("rate", "technique", "check", "share", "roleplay", "confidence", "order", "classify")
-RATING_SCALE = (1, 2, 3, 4, 5)
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 Text = Annotated[str, Field(min_length=1, max_length=limits.MESSAGE_TEXT_MAX)]
@@ -60,10 +59,6 @@ class _Question(Strict):
     post: Text | None = None
     exercise: Literal[EXERCISES] | None = None  # type: ignore[valid-type]
     explanation: Text
-
-    @property
-    def is_question(self) -> bool:
-        return True
 
     @property
     def message_text(self) -> str:

@@ -13,6 +13,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from bot import limits
+
 
 class Budget:
     def __init__(
@@ -27,10 +29,6 @@ class Budget:
         self._next = clock()
         self._paused_until = 0.0
         self._interactive_waiting = 0
-
-    @property
-    def paused_for(self) -> float:
-        return max(0.0, self._paused_until - self.clock())
 
     def pause(self, seconds: float) -> None:
         """Stop every send on this token for `seconds` (Telegram's retry_after)."""
@@ -57,7 +55,11 @@ class Budget:
 class ChatSpacing:
     """At most one message per chat per `interval` seconds (Telegram's ~1/s per chat)."""
 
-    def __init__(self, interval: float = 1.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        interval: float = 1 / limits.FLOOD_MESSAGES_PER_CHAT_PER_SECOND,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.interval = interval
         self.clock = clock
         self._last: dict[int, float] = {}

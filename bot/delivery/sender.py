@@ -82,7 +82,6 @@ class Sender:
         self.idle_sleep = idle_sleep
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self.stats = SenderStats()
-        self.on_progress: Callable[[], Awaitable[None]] | None = None
         self.on_result: Callable[[str, str], None] | None = None
         """Told (kind, status) for every row finished: the metrics hook."""
 
@@ -132,8 +131,6 @@ class Sender:
                     await self.outbox.finish(results, self.clock())
                     results.clear()
                     last_flush = now
-                    if self.on_progress:
-                        await self.on_progress()
                 if not inflight and not claimed:
                     if stop.is_set() or until_idle:
                         return

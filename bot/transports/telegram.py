@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -460,9 +459,6 @@ def command_menus() -> list[dict[str, Any]]:
             params["language_code"] = code
         menus.append(params)
     return menus
-
-
-UpdateHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 SENDING_METHODS = frozenset(

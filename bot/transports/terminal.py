@@ -48,7 +48,6 @@ class TerminalChat:
         self.files_dir = files_dir
         self.buttons: list[Button] = []
         self.quiz: tuple[str, int] | None = None  # (poll id, option count)
-        self._polls = 0
 
     def print(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -107,7 +106,6 @@ class TerminalChat:
                 self.print(f"{caption}\n[saved {path}]" if caption else f"[saved {path}]")
 
     async def _quiz(self, quiz: Quiz) -> None:
-        self._polls += 1
         poll_id = f"term-{self.who.external_id}-{quiz.token}"
         await self.tutor.bind_poll(self.who, quiz.token, poll_id)
         self.print()

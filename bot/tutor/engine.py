@@ -56,8 +56,6 @@ class Turn:
     now: datetime
     t: Translator
     out: Outcome = field(default_factory=Outcome)
-    erased: bool = False
-    """Set by /deleteme: nothing of the learner may be written back."""
 
     @property
     def catalog(self) -> Catalog:

@@ -147,7 +147,10 @@ def _fits_quiz(item: Question) -> bool:
     if len(item.prompt) > limits.POLL_QUESTION_MAX:
         return False
     expl = item.explanation
-    return len(expl) <= limits.POLL_EXPLANATION_MAX and expl.count("\n") <= 2
+    return (
+        len(expl) <= limits.POLL_EXPLANATION_MAX
+        and expl.count("\n") <= limits.POLL_EXPLANATION_MAX_LINE_FEEDS
+    )
 
 
 def _quiz(turn: Turn, item: SingleChoice | TrueFalse, token: str) -> Quiz:

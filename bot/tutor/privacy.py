@@ -49,7 +49,6 @@ async def delete_press(turn: Turn, value: str) -> None:
         turn.out.say(_("Nothing was deleted."))
         return
     await turn.repo.erase_everything(turn.learner.id, turn.learner.chat_id)
-    turn.erased = True
     turn.out.say(
         _(
             "Done: everything about you has been deleted. If you write to me again, "
