@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench install clean i18n
+.PHONY: demo test lint audit bench install clean i18n
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,17 @@ demo: $(VENV)/.installed
 	$(BIN)/restart-tutor --db sqlite:///demo.db chat --learner demo
 
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check bot storage tests bench
+	$(BIN)/ruff check bot storage tests bench tools
+	$(BIN)/python -m tools.audit_deps
 	$(BIN)/restart-tutor lessons check
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check bot storage tests bench
+	$(BIN)/ruff check bot storage tests bench tools
+
+# Installed dependencies against PyPI's advisories (tools/audit_deps.py says why not pip-audit).
+audit: $(VENV)/.installed-test
+	$(BIN)/python -m tools.audit_deps
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
