@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import json
 import logging
@@ -216,6 +217,9 @@ async def run(settings: Settings, options: RunOptions) -> None:
             loop.add_signal_handler(sig, stop.set)
     try:
         await service.start()  # inside: a failed start (SenderLocked) still closes what it opened
+        # What start-up loaded (content, translations, the frameworks' types) lives as long as
+        # the process: keep it out of the collector's full passes, which otherwise stall the loop.
+        gc.freeze()
         mode = f"webhook {options.webhook_url}" if options.webhook_url else "long polling"
         log.info(
             "RestART Tutor running on %s (%s), health on port %s",

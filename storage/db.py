@@ -5,7 +5,8 @@ readers never wait for the writer, a busy timeout, foreign keys on, and every tr
 with `BEGIN IMMEDIATE` so a read-then-write transaction takes the write lock up front instead of
 failing later with "database is locked". Within one process, transactions queue for a single
 pooled connection (an asyncio wait), so the busy handler only ever arbitrates between
-processes. Alembic migrations run at start-up on the same connection.
+processes. That connection runs on the event loop's own thread (`storage.inline_sqlite` says why
+and what it costs). Alembic migrations run at start-up on the same connection.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from storage.inline_sqlite import inline_creator
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -35,13 +38,15 @@ def normalise_url(url: str) -> str:
 
 def create_engine(url: str, **kwargs) -> AsyncEngine:
     url = normalise_url(url)
-    if make_url(url).get_backend_name() == "sqlite":
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
         # One connection: SQLite has one writer anyway, and waiting for the pool is an asyncio
         # wait, while waiting for SQLite's lock is its busy handler's sleep (up to 100 ms a try).
         kwargs.setdefault("poolclass", AsyncAdaptedQueuePool)
         kwargs.setdefault("pool_size", 1)
         kwargs.setdefault("max_overflow", 0)
         kwargs.setdefault("pool_timeout", 60)
+        kwargs.setdefault("async_creator", inline_creator(parsed.database or ":memory:"))
         engine = create_async_engine(url, **kwargs)
         _tune_sqlite(engine)
         return engine
@@ -52,8 +57,7 @@ def create_engine(url: str, **kwargs) -> AsyncEngine:
 def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
-        # Take transaction control away from the sqlite3 module; we emit BEGIN ourselves.
-        dbapi_connection.isolation_level = None
+        # The sqlite3 module's transaction control is off (`inline_creator`); we emit BEGIN.
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")

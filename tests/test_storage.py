@@ -115,3 +115,35 @@ async def test_many_learners_at_once(store, catalog, clock):
     await asyncio.gather(*(tutor.handle(w, Command("start")) for w in whos))
     async with store.sessions() as s:
         assert await s.scalar(text("select count(*) from learners")) == 20
+
+
+async def test_sqlite_runs_on_the_loop_thread_with_its_pragmas(tmp_path):
+    """No aiosqlite worker thread (storage/inline_sqlite.py); WAL, foreign keys and the busy
+    timeout are set on the connection; transactions still commit and roll back."""
+    import threading
+
+    before = threading.active_count()
+    engine = create_engine(f"sqlite:///{tmp_path / 'inline.db'}")
+    await upgrade(engine)
+    async with engine.connect() as conn:
+        pragmas = [
+            (await conn.execute(text(f"PRAGMA {name}"))).scalar()
+            for name in ("journal_mode", "foreign_keys", "busy_timeout")
+        ]
+    assert pragmas == ["wal", 1, 15000]
+    assert threading.active_count() == before
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        await conn.execute(text("INSERT INTO t VALUES (1)"))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (2)"))
+            raise RuntimeError("abandon")
+    except RuntimeError:
+        pass
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT x FROM t"))).scalars().all() == [1]
+    await engine.dispose()
+    async with engine.connect() as conn:  # a disposed engine opens a new connection
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 1
+    await engine.dispose()

@@ -23,9 +23,7 @@ DONE = ("sent", "blocked", "failed", "cancelled")
 
 
 def _message_id(message: Any) -> int | None:
-    if isinstance(message, dict):
-        return message.get("message_id")
-    return getattr(message, "message_id", None)
+    return message.get("message_id") if isinstance(message, dict) else None
 
 
 class BroadcastMonitor:

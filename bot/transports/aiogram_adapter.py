@@ -1,37 +1,51 @@
-"""aiogram 3 adapter: updates from aiogram's dispatcher, Bot API calls through aiogram's Bot.
+"""aiogram 3 adapter: updates from aiogram's dispatcher, Bot API calls on aiogram's HTTP session.
 
-Thin on purpose: every update goes to `TelegramGateway`; aiogram's typed errors are mapped to
-`SendError` in one function.
+Thin on purpose: every update goes to `TelegramGateway`. Calls use the Bot API's own method names
+and JSON, like the python-telegram-bot adapter's `do_api_request`. aiogram has no such raw call:
+its typed one builds a pydantic method object, posts it as a multipart form and validates the
+answer into pydantic objects, which the gateway only reads as JSON. In `bench/interactive.py` that
+round trip cost more CPU than the tutor's own work, so `AiogramApi` posts JSON on aiogram's own
+aiohttp session (its API server, connector and timeout) and reads the answer with
+`bot_api_result` (PTB maps its own typed errors).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-import aiogram.methods
+import aiohttp
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import Response
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import (
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-    TelegramUnauthorizedError,
+from aiogram.methods import GetUpdates
+from aiogram.types import Update
+
+from bot.transports.telegram import (
+    ALLOWED_UPDATES,
+    FileUpload,
+    SendError,
+    TelegramGateway,
+    bot_api_result,
 )
-from aiogram.types import BufferedInputFile, Update
 
-from bot.transports.telegram import ALLOWED_UPDATES, FileUpload, SendError, TelegramGateway
+# pydantic caches `Response[T]` weakly; without a strong reference the garbage collector drops it
+# and aiogram rebuilds the model (about 4 ms) on a later getUpdates.
+_GET_UPDATES_RESPONSE = Response[GetUpdates.__returning__]
 
 
-def _method(name: str, params: dict[str, Any]) -> aiogram.methods.TelegramMethod:
-    cls = getattr(aiogram.methods, name[0].upper() + name[1:])
-    values = {
-        k: BufferedInputFile(v.content, v.filename) if isinstance(v, FileUpload) else v
-        for k, v in params.items()
-    }
-    return cls(**values)
+def _body(params: dict[str, Any]) -> dict[str, Any]:
+    """JSON, or a multipart form when a file is uploaded (other fields JSON-encoded)."""
+    if not any(isinstance(v, FileUpload) for v in params.values()):
+        return {"json": params}
+    form = aiohttp.FormData(quote_fields=False)
+    for key, value in params.items():
+        if isinstance(value, FileUpload):
+            form.add_field(key, value.content, filename=value.filename)
+        else:
+            form.add_field(key, value if isinstance(value, str) else json.dumps(value))
+    return {"data": form}
 
 
 class AiogramApi:
@@ -39,16 +53,17 @@ class AiogramApi:
         self.bot = bot
 
     async def call(self, method: str, params: dict[str, Any]) -> Any:
+        session = self.bot.session
+        url = session.api.api_url(token=self.bot.token, method=method)
+        http = await session.create_session()
         try:
-            return await self.bot(_method(method, params))
-        except TelegramRetryAfter as exc:
-            raise SendError("retry_after", exc.message, float(exc.retry_after)) from exc
-        except (TelegramForbiddenError, TelegramUnauthorizedError) as exc:
-            raise SendError("blocked", exc.message) from exc
-        except TelegramBadRequest as exc:
-            raise SendError("bad_request", exc.message) from exc
-        except (TimeoutError, TelegramServerError, TelegramNetworkError) as exc:
-            raise SendError("transient", str(exc)) from exc
+            async with http.post(
+                url, **_body(params), timeout=aiohttp.ClientTimeout(total=session.timeout)
+            ) as response:
+                status, text = response.status, await response.text()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise SendError("transient", f"{type(exc).__name__}: {exc}") from exc
+        return bot_api_result(status, text)
 
 
 class AiogramRunner:

@@ -15,7 +15,7 @@ from typing import Any
 from telegram import InputFile, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
-from telegram.warnings import PTBUserWarning
+from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.transports.telegram import ALLOWED_UPDATES, FileUpload, SendError, TelegramGateway
 
@@ -24,6 +24,10 @@ CONCURRENT_UPDATES = 64
 # We call every method through do_api_request with the Bot API's own names and JSON shapes (the
 # same payloads the aiogram adapter sends); PTB warns when a method it knows is called that way.
 warnings.filterwarnings("ignore", message=r"Please use 'Bot\.", category=PTBUserWarning)
+# `RetryAfter.retry_after` becomes a timedelta in a later PTB; `PtbApi.call` reads either form.
+warnings.filterwarnings(
+    "ignore", message=r".*attribute `retry_after`", category=PTBDeprecationWarning
+)
 
 
 class PtbApi:

@@ -9,6 +9,7 @@ every callback query once) lives here, once, so the two adapters cannot drift ap
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,33 @@ class SendError(Exception):
         self.kind = kind  # "retry_after" | "blocked" | "bad_request" | "transient"
         self.description = description
         self.retry_after = retry_after
+
+
+def bot_api_result(status: int, body: str) -> Any:
+    """The `result` of a Bot API answer, or the answer's error as a `SendError`.
+
+    A 429 carries `retry_after`; 401 and 403 mean we may not write to this chat (the learner
+    blocked us, or the token was revoked); any other 4xx is a request Telegram will never accept;
+    5xx and an unreadable answer are worth retrying.
+    """
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise SendError("transient", f"HTTP {status}: not a Bot API answer")
+    if payload.get("ok") and status < 300:
+        return payload.get("result")
+    description = str(payload.get("description") or f"HTTP {status}")
+    code = payload.get("error_code", status)
+    retry_after = (payload.get("parameters") or {}).get("retry_after")
+    if code == 429 and isinstance(retry_after, int | float):
+        raise SendError("retry_after", description, float(retry_after))
+    if code in (401, 403):
+        raise SendError("blocked", description)
+    if isinstance(code, int) and 400 <= code < 500:
+        raise SendError("bad_request", description)
+    raise SendError("transient", description)
 
 
 @dataclass(frozen=True)
@@ -430,10 +458,7 @@ class TelegramGateway:
 
 
 def _poll_id(message: Any) -> str | None:
-    if isinstance(message, dict):
-        return (message.get("poll") or {}).get("id")
-    poll = getattr(message, "poll", None)
-    return getattr(poll, "id", None)
+    return (message.get("poll") or {}).get("id") if isinstance(message, dict) else None
 
 
 def command_menus() -> list[dict[str, Any]]:

@@ -1,0 +1,76 @@
+"""Each adapter's Bot API call over real HTTP: results as the Bot API's JSON, and every kind of
+error answer mapped to the `SendError` the sender acts on."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.runtime import make_runner
+from bot.transports.telegram import FileUpload, SendError
+from tests.botapi import BotAPIServer
+from tests.e2e.tg import TOKEN
+
+TRANSPORTS = ("aiogram", "ptb")
+
+
+@pytest.fixture(params=TRANSPORTS)
+async def api_and_server(request):
+    server = BotAPIServer(token=TOKEN)
+    base = await server.start()
+    runner = make_runner(request.param, TOKEN, base, gateway=None)  # no updates are read here
+    await runner.start()
+    yield runner.api, server
+    await runner.close()
+    await server.stop()
+
+
+async def test_results_are_the_bot_apis_json(api_and_server):
+    api, server = api_and_server
+    markup = {"inline_keyboard": [[{"text": "Go", "callback_data": "go:1"}]]}
+    sent = await api.call("sendMessage", {"chat_id": 7, "text": "hi", "reply_markup": markup})
+    assert sent["chat"]["id"] == 7 and sent["text"] == "hi"
+    assert sent["reply_markup"] == markup
+    photo = await api.call(
+        "sendPhoto",
+        {
+            "chat_id": 7,
+            "photo": FileUpload("p.png", b"\x89PNG..."),
+            "caption": "c",
+            "disable_notification": True,
+        },
+    )
+    assert photo["caption"] == "c" and photo["photo"]
+    request = server.calls("sendPhoto")[0]
+    upload = request.params["photo"]
+    assert (upload.filename, upload.head, request.params["disable_notification"]) == (
+        "p.png",
+        b"\x89PNG...",
+        True,
+    )
+    assert (await api.call("getMe", {}))["is_bot"] is True
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(429, "retry_after"), (403, "blocked"), (400, "bad_request"), (500, "transient")],
+)
+async def test_error_answers_become_send_errors(api_and_server, status, kind):
+    api, server = api_and_server
+    server.fail("sendMessage", status=status, retry_after=3)
+    with pytest.raises(SendError) as caught:
+        await api.call("sendMessage", {"chat_id": 7, "text": "hi"})
+    assert caught.value.kind == kind
+    assert caught.value.retry_after == (3.0 if status == 429 else 0.0)
+    await api.call("sendMessage", {"chat_id": 7, "text": "again"})  # the next call goes through
+
+
+async def test_a_broken_answer_or_connection_is_transient(api_and_server):
+    api, server = api_and_server
+    server.fail("sendMessage", status=502, body="<html>Bad gateway</html>")
+    with pytest.raises(SendError) as caught:
+        await api.call("sendMessage", {"chat_id": 7, "text": "hi"})
+    assert caught.value.kind == "transient"
+    server.fail("sendMessage", status=0)  # the connection is dropped without an answer
+    with pytest.raises(SendError) as caught:
+        await api.call("sendMessage", {"chat_id": 7, "text": "hi"})
+    assert caught.value.kind == "transient"
