@@ -3,7 +3,9 @@
 Written on SQLAlchemy Core, not the ORM: every Telegram update is one short transaction, and the
 ORM's session, identity map and flush cost more CPU than the four statements they would save us
 writing (measured in bench/interactive.py). The learner row is loaded into a plain `LearnerRow`;
-when the unit ends, only the columns the engine changed are written back.
+when the unit ends, only the columns the engine changed are written back. The statements a button
+press runs are built once, at import, with their values bound at execution: building a statement
+and computing its cache key cost SQLAlchemy more than running it on SQLite.
 
 `SqlStore.unit()` opens a connection and a transaction; the learner row is read `FOR UPDATE` on
 PostgreSQL (SQLite's `BEGIN IMMEDIATE` already serialises writers), so two updates of the same
@@ -18,7 +20,7 @@ from dataclasses import fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
@@ -50,6 +52,93 @@ FIELDS = tuple(f.name for f in fields(LearnerRow))
 _COLUMNS = [LEARNERS.c[name] for name in FIELDS]
 
 
+def _insert_ignoring(model: Any, *keys: str) -> dict[str, Any]:
+    """INSERT … ON CONFLICT (keys) DO NOTHING for each dialect; the values come at execution."""
+    return {
+        "sqlite": sqlite_insert(model).on_conflict_do_nothing(index_elements=list(keys)),
+        "postgresql": pg_insert(model).on_conflict_do_nothing(index_elements=list(keys)),
+    }
+
+
+def _upsert(model: Any, keys: list[str], columns: list[str]) -> dict[str, Any]:
+    """INSERT … ON CONFLICT (keys) DO UPDATE SET columns for each dialect."""
+    statements = {}
+    for name, insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert)):
+        statement = insert(model)
+        statements[name] = statement.on_conflict_do_update(
+            index_elements=keys, set_={c: statement.excluded[c] for c in columns}
+        )
+    return statements
+
+
+_LEARNER_BY_EXTERNAL_ID = (
+    select(*_COLUMNS).where(LEARNERS.c.external_id == bindparam("b_key")).with_for_update()
+)
+_LEARNER_BY_ID = select(*_COLUMNS).where(LEARNERS.c.id == bindparam("b_key")).with_for_update()
+_UPDATE_LEARNER = update(LEARNERS).where(LEARNERS.c.id == bindparam("b_learner"))
+_ANSWERED = select(Answer.id).where(
+    Answer.learner_id == bindparam("b_learner"), Answer.token == bindparam("b_token")
+)
+_INSERT_ANSWER = _insert_ignoring(Answer, "learner_id", "token")
+_ANSWERS = (
+    select(
+        Answer.question_id,
+        Answer.lesson_id,
+        Answer.choice,
+        Answer.correct,
+        Answer.answered_at,
+        Answer.context,
+    )
+    .where(Answer.learner_id == bindparam("b_learner"))
+    .order_by(Answer.answered_at, Answer.id)
+)
+_ANSWERS_SINCE = (
+    select(func.count())
+    .select_from(Answer)
+    .where(
+        Answer.learner_id == bindparam("b_learner"),
+        Answer.context == bindparam("b_context"),
+        Answer.answered_at >= bindparam("b_since"),
+    )
+)
+_INSERT_COMPLETION = _insert_ignoring(LessonCompletion, "learner_id", "lesson_id")
+_COMPLETED = select(LessonCompletion.lesson_id).where(
+    LessonCompletion.learner_id == bindparam("b_learner")
+)
+_INSERT_PRACTICE_DAY = _insert_ignoring(PracticeDay, "learner_id", "day")
+_PRACTICE_DAYS = (
+    select(PracticeDay.day)
+    .where(PracticeDay.learner_id == bindparam("b_learner"))
+    .order_by(PracticeDay.day)
+)
+_PAUSES = (
+    select(PausePeriod.first_day, PausePeriod.last_day)
+    .where(PausePeriod.learner_id == bindparam("b_learner"))
+    .order_by(PausePeriod.first_day)
+)
+_REVIEW_CARD = select(ReviewCard.card).where(
+    ReviewCard.learner_id == bindparam("b_learner"),
+    ReviewCard.question_id == bindparam("b_question"),
+)
+_SAVE_REVIEW_CARD = _upsert(ReviewCard, ["learner_id", "question_id"], ["due", "card"])
+_DUE_REVIEWS = (
+    select(ReviewCard.question_id)
+    .where(ReviewCard.learner_id == bindparam("b_learner"), ReviewCard.due <= bindparam("b_now"))
+    .order_by(ReviewCard.due, ReviewCard.question_id)
+    .limit(bindparam("b_limit"))
+)
+_DUE_BOOSTER = (
+    select(Booster.course_id, Booster.number)
+    .where(
+        Booster.learner_id == bindparam("b_learner"),
+        Booster.due_on <= bindparam("b_today"),
+        Booster.done_at.is_(None),
+    )
+    .order_by(Booster.due_on, Booster.number)
+    .limit(1)
+)
+
+
 class SqlStore:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
@@ -73,10 +162,8 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
     def _insert(self, table):
         return (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
 
-    async def _load(self, condition) -> LearnerRow | None:
-        row = (
-            await self.conn.execute(select(*_COLUMNS).where(condition).with_for_update())
-        ).first()
+    async def _load(self, statement, key: str | int) -> LearnerRow | None:
+        row = (await self.conn.execute(statement, {"b_key": key})).first()
         if row is None:
             return None
         learner = LearnerRow(*row)
@@ -92,13 +179,11 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
                 if getattr(learner, name) != before[name]
             }
             if changed:
-                await self.conn.execute(
-                    update(LEARNERS).where(LEARNERS.c.id == learner.id).values(**changed)
-                )
+                await self.conn.execute(_UPDATE_LEARNER, {"b_learner": learner.id, **changed})
         self._loaded.clear()
 
     async def learner(self, who: Who, now: datetime) -> LearnerRow:
-        learner = await self._load(LEARNERS.c.external_id == who.external_id)
+        learner = await self._load(_LEARNER_BY_EXTERNAL_ID, who.external_id)
         if learner is None:
             await self.conn.execute(
                 self._insert(LEARNERS)
@@ -118,18 +203,18 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
                 )
                 .on_conflict_do_nothing(index_elements=["external_id"])
             )
-            learner = await self._load(LEARNERS.c.external_id == who.external_id)
+            learner = await self._load(_LEARNER_BY_EXTERNAL_ID, who.external_id)
             assert learner is not None
         if who.chat_id is not None and learner.chat_id != who.chat_id:
             learner.chat_id = who.chat_id
         return learner
 
     async def learner_by_id(self, learner_id: int) -> LearnerRow | None:
-        return await self._load(LEARNERS.c.id == learner_id)
+        return await self._load(_LEARNER_BY_ID, learner_id)
 
     async def answered(self, learner_id: int, token: str) -> bool:
-        query = select(Answer.id).where(Answer.learner_id == learner_id, Answer.token == token)
-        return (await self.conn.execute(query)).first() is not None
+        params = {"b_learner": learner_id, "b_token": token}
+        return (await self.conn.execute(_ANSWERED, params)).first() is not None
 
     async def record_answer(
         self,
@@ -144,68 +229,48 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         context: str = "lesson",
     ) -> bool:
         result = await self.conn.execute(
-            self._insert(Answer)
-            .values(
-                learner_id=learner_id,
-                question_id=question_id,
-                lesson_id=lesson_id,
-                token=token,
-                choice=choice,
-                correct=correct,
-                answered_at=at,
-                context=context,
-            )
-            .on_conflict_do_nothing(index_elements=["learner_id", "token"])
+            _INSERT_ANSWER[self.dialect],
+            {
+                "learner_id": learner_id,
+                "question_id": question_id,
+                "lesson_id": lesson_id,
+                "token": token,
+                "choice": choice,
+                "correct": correct,
+                "answered_at": at,
+                "context": context,
+            },
         )
         return bool(result.rowcount)
 
     async def answers(self, learner_id: int) -> list[AnswerFact]:
-        rows = await self.conn.execute(
-            select(
-                Answer.question_id,
-                Answer.lesson_id,
-                Answer.choice,
-                Answer.correct,
-                Answer.answered_at,
-                Answer.context,
-            )
-            .where(Answer.learner_id == learner_id)
-            .order_by(Answer.answered_at, Answer.id)
-        )
+        rows = await self.conn.execute(_ANSWERS, {"b_learner": learner_id})
         return [AnswerFact(*row) for row in rows]
 
     async def complete_lesson(
         self, learner_id: int, lesson_id: str, course_id: str, at: datetime
     ) -> bool:
         result = await self.conn.execute(
-            self._insert(LessonCompletion)
-            .values(
-                learner_id=learner_id, lesson_id=lesson_id, course_id=course_id, completed_at=at
-            )
-            .on_conflict_do_nothing(index_elements=["learner_id", "lesson_id"])
+            _INSERT_COMPLETION[self.dialect],
+            {
+                "learner_id": learner_id,
+                "lesson_id": lesson_id,
+                "course_id": course_id,
+                "completed_at": at,
+            },
         )
         return bool(result.rowcount)
 
     async def completed_lessons(self, learner_id: int) -> set[str]:
-        rows = await self.conn.scalars(
-            select(LessonCompletion.lesson_id).where(LessonCompletion.learner_id == learner_id)
-        )
-        return set(rows)
+        return set(await self.conn.scalars(_COMPLETED, {"b_learner": learner_id}))
 
     async def add_practice_day(self, learner_id: int, day: date) -> None:
         await self.conn.execute(
-            self._insert(PracticeDay)
-            .values(learner_id=learner_id, day=day)
-            .on_conflict_do_nothing(index_elements=["learner_id", "day"])
+            _INSERT_PRACTICE_DAY[self.dialect], {"learner_id": learner_id, "day": day}
         )
 
     async def practice_days(self, learner_id: int) -> list[date]:
-        rows = await self.conn.scalars(
-            select(PracticeDay.day)
-            .where(PracticeDay.learner_id == learner_id)
-            .order_by(PracticeDay.day)
-        )
-        return list(rows)
+        return list(await self.conn.scalars(_PRACTICE_DAYS, {"b_learner": learner_id}))
 
     async def link_poll(self, poll_id: str, learner_id: int, token: str, at: datetime) -> None:
         await self.conn.execute(
@@ -221,11 +286,7 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         return (await self.conn.execute(query)).scalar_one_or_none()
 
     async def pauses(self, learner_id: int) -> list[tuple[date, date]]:
-        rows = await self.conn.execute(
-            select(PausePeriod.first_day, PausePeriod.last_day)
-            .where(PausePeriod.learner_id == learner_id)
-            .order_by(PausePeriod.first_day)
-        )
+        rows = await self.conn.execute(_PAUSES, {"b_learner": learner_id})
         return [(first, last) for first, last in rows]
 
     async def set_pause(self, learner_id: int, first: date, last: date | None) -> None:
@@ -253,43 +314,24 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
             )
 
     async def review_card(self, learner_id: int, question_id: str) -> dict | None:
-        query = select(ReviewCard.card).where(
-            ReviewCard.learner_id == learner_id, ReviewCard.question_id == question_id
-        )
-        return (await self.conn.execute(query)).scalar_one_or_none()
+        params = {"b_learner": learner_id, "b_question": question_id}
+        return (await self.conn.execute(_REVIEW_CARD, params)).scalar_one_or_none()
 
     async def save_review_card(
         self, learner_id: int, question_id: str, due: datetime, card: dict
     ) -> None:
-        statement = self._insert(ReviewCard).values(
-            learner_id=learner_id, question_id=question_id, due=due, card=card
-        )
         await self.conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["learner_id", "question_id"], set_={"due": due, "card": card}
-            )
+            _SAVE_REVIEW_CARD[self.dialect],
+            {"learner_id": learner_id, "question_id": question_id, "due": due, "card": card},
         )
 
     async def due_reviews(self, learner_id: int, now: datetime, limit: int) -> list[str]:
-        rows = await self.conn.scalars(
-            select(ReviewCard.question_id)
-            .where(ReviewCard.learner_id == learner_id, ReviewCard.due <= now)
-            .order_by(ReviewCard.due, ReviewCard.question_id)
-            .limit(limit)
-        )
-        return list(rows)
+        params = {"b_learner": learner_id, "b_now": now, "b_limit": limit}
+        return list(await self.conn.scalars(_DUE_REVIEWS, params))
 
     async def answers_since(self, learner_id: int, since: datetime, context: str) -> int:
-        count = await self.conn.scalar(
-            select(func.count())
-            .select_from(Answer)
-            .where(
-                Answer.learner_id == learner_id,
-                Answer.context == context,
-                Answer.answered_at >= since,
-            )
-        )
-        return count or 0
+        params = {"b_learner": learner_id, "b_since": since, "b_context": context}
+        return await self.conn.scalar(_ANSWERS_SINCE, params) or 0
 
     async def save_test_score(
         self,
@@ -331,18 +373,8 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
             )
 
     async def due_booster(self, learner_id: int, today: date) -> tuple[str, int] | None:
-        row = (
-            await self.conn.execute(
-                select(Booster.course_id, Booster.number)
-                .where(
-                    Booster.learner_id == learner_id,
-                    Booster.due_on <= today,
-                    Booster.done_at.is_(None),
-                )
-                .order_by(Booster.due_on, Booster.number)
-                .limit(1)
-            )
-        ).first()
+        params = {"b_learner": learner_id, "b_today": today}
+        row = (await self.conn.execute(_DUE_BOOSTER, params)).first()
         return (row[0], row[1]) if row else None
 
     async def finish_booster(
