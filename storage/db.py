@@ -50,7 +50,9 @@ def create_engine(url: str, **kwargs) -> AsyncEngine:
         engine = create_async_engine(url, **kwargs)
         _tune_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it is one more round trip on every update. A connection that died with the
+    # server fails its first statement instead; SQLAlchemy then discards the whole pool, the
+    # update is not acknowledged and Telegram delivers it again (tests/faults).
     return create_async_engine(url, **kwargs)
 
 
