@@ -20,6 +20,10 @@ from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 from bot.transports.telegram import ALLOWED_UPDATES, FileUpload, SendError, TelegramGateway
 
 CONCURRENT_UPDATES = 64
+# httpcore checks every idle pooled connection on each request, so PTB's default pool of 256 made
+# each Bot API call cost more as connections piled up (bench/interactive.py). 16 connections carry
+# far more than Telegram's ~30 messages a second at a real round trip of ~100 ms.
+CONNECTION_POOL = 16
 
 # We call every method through do_api_request with the Bot API's own names and JSON shapes (the
 # same payloads the aiogram adapter sends); PTB warns when a method it knows is called that way.
@@ -57,7 +61,12 @@ class PtbRunner:
     name = "ptb"
 
     def __init__(self, token: str, api_base: str | None, gateway: TelegramGateway):
-        builder = ApplicationBuilder().token(token).concurrent_updates(CONCURRENT_UPDATES)
+        builder = (
+            ApplicationBuilder()
+            .token(token)
+            .concurrent_updates(CONCURRENT_UPDATES)
+            .connection_pool_size(CONNECTION_POOL)
+        )
         if api_base:
             builder = builder.base_url(f"{api_base.rstrip('/')}/bot")
         self.app = builder.build()
