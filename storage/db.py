@@ -50,6 +50,11 @@ def create_engine(url: str, **kwargs) -> AsyncEngine:
         engine = create_async_engine(url, **kwargs)
         _tune_sqlite(engine)
         return engine
+    # Enough pooled connections for a busy minute: past `pool_size`, SQLAlchemy opens overflow
+    # connections and closes them again on return, and each new one pays the connect and every
+    # statement's prepare once more (about a fifth of the CPU per update in bench/interactive.py
+    # with the default of 5). Two instances keep 40 of PostgreSQL's default 100 connections.
+    kwargs.setdefault("pool_size", 20)
     # No pre-ping: it is one more round trip on every update. A connection that died with the
     # server fails its first statement instead; SQLAlchemy then discards the whole pool, the
     # update is not acknowledged and Telegram delivers it again (tests/faults).
