@@ -74,3 +74,32 @@ async def test_a_broken_answer_or_connection_is_transient(api_and_server):
     with pytest.raises(SendError) as caught:
         await api.call("sendMessage", {"chat_id": 7, "text": "hi"})
     assert caught.value.kind == "transient"
+
+
+def test_ptb_hands_over_polled_updates_as_received():
+    """The JSON PTB polled is what the gateway gets; an update it did not see is rebuilt."""
+    import json
+
+    from telegram import Update
+
+    from bot.transports.ptb_adapter import PolledUpdates
+
+    raw = {
+        "update_id": 7,
+        "message": {
+            "message_id": 1,
+            "date": 1_700_000_000,
+            "chat": {"id": 42, "type": "private"},
+            "from": {"id": 42, "is_bot": False, "first_name": "Ada"},
+            "text": "/start",
+            "some_future_field": {"kept": True},
+        },
+    }
+    polled = PolledUpdates()
+    answer = polled.parse_json_payload(json.dumps({"ok": True, "result": [raw]}).encode())
+    update = Update.de_json(answer["result"][0], None)
+    assert polled.claim(update) == raw
+    rebuilt = polled.claim(update)  # claimed once: now rebuilt from PTB's object
+    assert rebuilt["message"]["text"] == "/start" and rebuilt is not raw
+    polled.parse_json_payload(json.dumps({"ok": True, "result": True}).encode())  # not updates
+    assert polled.raw == {}
