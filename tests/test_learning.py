@@ -279,3 +279,22 @@ def test_rating_items_label_the_fictional_posts(catalog):
         for item in lesson.items:
             if isinstance(item, Rating) and item.manipulative:
                 assert item.technique and item.feedback.strip()
+
+
+async def test_a_first_review_card_never_sleeps_on_the_event_loop(
+    tutor, catalog, sqlite_store, clock, monkeypatch
+):
+    """fsrs's Card() sleeps a millisecond for a unique id; every update would wait for it."""
+    import fsrs.card
+
+    def no_sleep(_seconds: float) -> None:
+        raise AssertionError("time.sleep called on the event loop")
+
+    monkeypatch.setattr(fsrs.card.time, "sleep", no_sleep)
+    chat = await onboarded(tutor)
+    await chat.command("today")
+    lesson = catalog.courses["mooc-art"].lessons[0]
+    await take_lesson(chat, lesson)
+    cards = await review_cards(sqlite_store)
+    assert {q.id for q in lesson.questions} <= set(cards)
+    assert all(due > clock.now for due in cards.values())

@@ -18,13 +18,14 @@ import aiohttp
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import Response
-from aiogram.client.telegram import TelegramAPIServer
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.methods import GetUpdates
 from aiogram.types import Update
 
 from bot.transports.telegram import (
     ALLOWED_UPDATES,
     FileUpload,
+    PolledUpdates,
     SendError,
     TelegramGateway,
     bot_api_result,
@@ -70,8 +71,10 @@ class AiogramRunner:
     name = "aiogram"
 
     def __init__(self, token: str, api_base: str | None, gateway: TelegramGateway):
-        session = AiohttpSession(api=TelegramAPIServer.from_base(api_base)) if api_base else None
-        self.bot = Bot(token, session=session) if session else Bot(token)
+        self.polled = PolledUpdates()
+        server = TelegramAPIServer.from_base(api_base) if api_base else PRODUCTION
+        # aiogram decodes every answer it reads (here: getUpdates, getMe) with `json_loads`.
+        self.bot = Bot(token, session=AiohttpSession(api=server, json_loads=self._loads))
         self.api = AiogramApi(self.bot)
         self.gateway = gateway
         self.dp = Dispatcher()
@@ -86,8 +89,15 @@ class AiogramRunner:
         ):
             observer.register(self._on_event)
 
+    def _loads(self, text: str) -> Any:
+        answer = json.loads(text)
+        self.polled.keep(answer)
+        return answer
+
     async def _on_event(self, _event: Any, event_update: Update) -> None:
-        raw = event_update.model_dump(mode="json", exclude_none=True, by_alias=True)
+        raw = self.polled.claim(event_update.update_id) or event_update.model_dump(
+            mode="json", exclude_none=True, by_alias=True
+        )
         await self.gateway.handle(raw, self.api)
 
     async def start(self) -> str:

@@ -18,7 +18,13 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
-from bot.transports.telegram import ALLOWED_UPDATES, FileUpload, SendError, TelegramGateway
+from bot.transports.telegram import (
+    ALLOWED_UPDATES,
+    FileUpload,
+    PolledUpdates,
+    SendError,
+    TelegramGateway,
+)
 
 CONCURRENT_UPDATES = 64
 # httpcore checks every idle pooled connection on each request, so PTB's default pool of 256 made
@@ -58,36 +64,18 @@ class PtbApi:
             raise SendError("transient", str(exc)) from exc
 
 
-class PolledUpdates(HTTPXRequest):
-    """PTB's getUpdates request, keeping each update's Bot API JSON by `update_id`.
+class PolledRequest(HTTPXRequest):
+    """PTB's getUpdates request, whose documented `parse_json_payload` hook feeds
+    `PolledUpdates` (only getUpdates uses this request, so no other answer is kept)."""
 
-    The gateway reads updates as the Bot API's JSON; rebuilding it with `Update.to_dict()` cost
-    about a seventh of the tutor's CPU per update under PTB (bench/interactive.py). PTB's
-    documented `parse_json_payload` hook sees every answer first, so we keep the JSON there
-    (PTB does not alter it: `de_json` works on copies) and hand it over when PTB dispatches the
-    update. Only the get-updates request is this class, so no other answer is kept.
-    """
-
-    KEEP = 1000  # more unclaimed updates than this means something else reads them: start over
-
-    def __init__(self) -> None:
+    def __init__(self, polled: PolledUpdates) -> None:
         super().__init__(connection_pool_size=1)  # PTB's own choice for getUpdates
-        self.raw: dict[int, dict[str, Any]] = {}
+        self.polled = polled
 
     def parse_json_payload(self, payload: bytes) -> dict[str, Any]:
         data = super().parse_json_payload(payload)
-        updates = data.get("result") if isinstance(data, dict) else None
-        if isinstance(updates, list):
-            if len(self.raw) > self.KEEP:
-                self.raw.clear()
-            for update in updates:
-                if isinstance(update, dict) and isinstance(update.get("update_id"), int):
-                    self.raw[update["update_id"]] = update
+        self.polled.keep(data)
         return data
-
-    def claim(self, update: Update) -> dict[str, Any]:
-        """The update's JSON as received, or rebuilt when we did not see it arrive."""
-        return self.raw.pop(update.update_id, None) or update.to_dict()
 
 
 class PtbRunner:
@@ -100,7 +88,7 @@ class PtbRunner:
             .token(token)
             .concurrent_updates(CONCURRENT_UPDATES)
             .connection_pool_size(CONNECTION_POOL)
-            .get_updates_request(self.polled)
+            .get_updates_request(PolledRequest(self.polled))
         )
         if api_base:
             builder = builder.base_url(f"{api_base.rstrip('/')}/bot")
@@ -111,7 +99,8 @@ class PtbRunner:
         self._started = False
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self.gateway.handle(self.polled.claim(update), self.api)
+        raw = self.polled.claim(update.update_id) or update.to_dict()
+        await self.gateway.handle(raw, self.api)
 
     async def start(self) -> str:
         await self.app.initialize()

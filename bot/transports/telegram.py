@@ -103,6 +103,37 @@ def bot_api_result(status: int, body: str) -> Any:
     raise SendError("transient", description)
 
 
+class PolledUpdates:
+    """Each polled update's Bot API JSON by `update_id`, from when the framework decodes the
+    getUpdates answer until it dispatches the update.
+
+    The gateway reads updates as the Bot API's JSON; rebuilding that from the framework's objects
+    (`Update.to_dict()`, `model_dump()`) cost PTB about a seventh and aiogram about a twelfth of
+    the tutor's CPU per update (bench/interactive.py). Each adapter feeds `keep` from its
+    framework's JSON-decoding hook; the frameworks do not alter the decoded JSON (they build
+    their objects from copies).
+    """
+
+    KEEP = 1000  # more unclaimed updates than this means they are not ours to claim: start over
+
+    def __init__(self) -> None:
+        self.raw: dict[int, dict[str, Any]] = {}
+
+    def keep(self, answer: Any) -> None:
+        """Remember the updates in a decoded Bot API answer (other answers are ignored)."""
+        updates = answer.get("result") if isinstance(answer, dict) else None
+        if not isinstance(updates, list):
+            return
+        if len(self.raw) > self.KEEP:
+            self.raw.clear()
+        for update in updates:
+            if isinstance(update, dict) and isinstance(update.get("update_id"), int):
+                self.raw[update["update_id"]] = update
+
+    def claim(self, update_id: int) -> dict[str, Any] | None:
+        return self.raw.pop(update_id, None)
+
+
 @dataclass(frozen=True)
 class FileUpload:
     """Bytes to upload; each adapter wraps them in its framework's input-file type."""

@@ -40,12 +40,19 @@ def context_of(reviewing: str) -> str:
     return "booster" if reviewing.startswith("b") else "review"
 
 
+def _new_card(turn: Turn) -> Card:
+    """A first card, stamped with our clock. Left to itself, fsrs's `Card()` takes its id from the
+    wall clock and then sleeps a millisecond, on the event loop, so the next id differs; our
+    cards are keyed by learner and question, so the id only has to be there."""
+    return Card(card_id=int(turn.now.timestamp() * 1000), due=turn.now)
+
+
 async def schedule(turn: Turn, item: Question, correct: bool | None) -> None:
     """Update (or create) the learner's FSRS card for `item` after a graded answer."""
     if correct is None or isinstance(item, Confidence):
         return
     stored = await turn.repo.review_card(turn.learner.id, item.id)
-    card = Card.from_dict(stored) if stored else Card()
+    card = Card.from_dict(stored) if stored else _new_card(turn)
     card, _log = SCHEDULER.review_card(
         card, Rating.Good if correct else Rating.Again, review_datetime=turn.now
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.runtime import make_runner
-from bot.transports.telegram import FileUpload, SendError
+from bot.transports.telegram import FileUpload, PolledUpdates, SendError
 from tests.botapi import BotAPIServer
 from tests.e2e.tg import TOKEN
 
@@ -76,30 +76,60 @@ async def test_a_broken_answer_or_connection_is_transient(api_and_server):
     assert caught.value.kind == "transient"
 
 
-def test_ptb_hands_over_polled_updates_as_received():
-    """The JSON PTB polled is what the gateway gets; an update it did not see is rebuilt."""
-    import json
+RAW_UPDATE = {
+    "update_id": 7,
+    "message": {
+        "message_id": 1,
+        "date": 1_700_000_000,
+        "chat": {"id": 42, "type": "private"},
+        "from": {"id": 42, "is_bot": False, "first_name": "Ada"},
+        "text": "/start",
+        "some_future_field": {"kept": True},
+    },
+}
 
-    from telegram import Update
 
-    from bot.transports.ptb_adapter import PolledUpdates
-
-    raw = {
-        "update_id": 7,
-        "message": {
-            "message_id": 1,
-            "date": 1_700_000_000,
-            "chat": {"id": 42, "type": "private"},
-            "from": {"id": 42, "is_bot": False, "first_name": "Ada"},
-            "text": "/start",
-            "some_future_field": {"kept": True},
-        },
-    }
+def test_polled_updates_are_kept_until_claimed_once():
     polled = PolledUpdates()
-    answer = polled.parse_json_payload(json.dumps({"ok": True, "result": [raw]}).encode())
-    update = Update.de_json(answer["result"][0], None)
-    assert polled.claim(update) == raw
-    rebuilt = polled.claim(update)  # claimed once: now rebuilt from PTB's object
-    assert rebuilt["message"]["text"] == "/start" and rebuilt is not raw
-    polled.parse_json_payload(json.dumps({"ok": True, "result": True}).encode())  # not updates
-    assert polled.raw == {}
+    polled.keep({"ok": True, "result": [RAW_UPDATE, {"no": "id"}, "junk"]})
+    polled.keep({"ok": True, "result": True})  # not a getUpdates answer
+    polled.keep(["not", "an", "answer"])
+    assert polled.raw == {7: RAW_UPDATE}
+    assert polled.claim(7) == RAW_UPDATE and polled.claim(7) is None
+    polled.keep({"ok": True, "result": [{"update_id": i} for i in range(PolledUpdates.KEEP + 1)]})
+    polled.keep({"ok": True, "result": [RAW_UPDATE]})  # too many unclaimed: started over
+    assert list(polled.raw) == [7]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_polled_updates_reach_the_gateway_as_received(transport):
+    """Through each framework's own polling, the gateway gets the JSON kept by the framework's
+    JSON-decoding hook, not a copy rebuilt from the framework's objects."""
+    import asyncio
+
+    server = BotAPIServer(token=TOKEN)
+    base = await server.start()
+    seen: list[dict] = []
+
+    class Gateway:
+        async def handle(self, raw, _api):
+            seen.append(raw)
+
+    runner = make_runner(transport, TOKEN, base, gateway=Gateway())
+    claimed: list[dict | None] = []
+    claim = runner.polled.claim
+    runner.polled.claim = lambda update_id: claimed.append(claim(update_id)) or claimed[-1]
+    await runner.start()
+    polling = asyncio.create_task(runner.poll(polling_timeout=1))
+    try:
+        server.user_sends(42, "/start")
+        await server.wait_for(lambda: seen, timeout=10)
+        assert seen[0]["message"]["text"] == "/start"
+        assert claimed and claimed[0] is seen[0]
+        assert runner.polled.raw == {}
+    finally:
+        await runner.stop_polling()
+        polling.cancel()
+        await asyncio.gather(polling, return_exceptions=True)
+        await runner.close()
+        await server.stop()
