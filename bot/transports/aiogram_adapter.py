@@ -77,7 +77,7 @@ class AiogramRunner:
         self.bot = Bot(token, session=AiohttpSession(api=server, json_loads=self._loads))
         self.api = AiogramApi(self.bot)
         self.gateway = gateway
-        self.dp = Dispatcher()
+        self.dp = Dispatcher(disable_fsm=True)  # conversation state lives in our database
         for observer in (
             self.dp.message,
             self.dp.callback_query,
