@@ -1,14 +1,19 @@
-"""`make bench`: every benchmark in turn, then docs/benchmarks.md. About four minutes on 2 cores."""
+"""`make bench`: every benchmark in turn, then docs/benchmarks.md (about 4.5 minutes on 2 cores)."""
 
 from __future__ import annotations
 
 import time
 
-from bench import interactive, planner, report, sender
+from bench import broadcast, interactive, planner, report, sender
 
 
 def main() -> None:
-    for name, module in (("interactive", interactive), ("planner", planner), ("sender", sender)):
+    for name, module in (
+        ("interactive", interactive),
+        ("planner", planner),
+        ("sender", sender),
+        ("broadcast", broadcast),
+    ):
         started = time.perf_counter()
         print(f"== {name}")
         module.main([])

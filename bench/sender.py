@@ -110,6 +110,8 @@ async def baseline(base: str, count: int, rate: float, concurrency: int = 64) ->
                 budget.pause(exc.retry_after)
                 await budget.acquire()
                 await api.call("sendMessage", {"chat_id": chat, "text": f"Baseline {i}"})
+            finally:
+                spacing.sent(chat)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -195,6 +196,18 @@ async def test_at_most_one_message_per_second_per_chat(store):
     times = [t for c, t in telegram.sent if c == 7]
     assert len(times) == 3
     assert all(b - a >= 0.19 for a, b in itertools.pairwise(times))
+
+
+async def test_a_chats_next_turn_counts_from_when_the_last_message_went_out():
+    """Telegram counts arrivals: a message that left late pushes the chat's next turn back."""
+    spacing = ChatSpacing(0.2)
+    await spacing.wait(7)
+    await asyncio.sleep(0.1)  # the message waited (budget, event loop) before it went out
+    spacing.sent(7)
+    went_out = time.monotonic()
+    await spacing.wait(7)
+    assert time.monotonic() - went_out >= 0.19
+    await spacing.wait(8)  # other chats are not held back
 
 
 async def test_429_pauses_every_send_and_retries_after_the_wait(store):

@@ -53,7 +53,13 @@ class Budget:
 
 
 class ChatSpacing:
-    """At most one message per chat per `interval` seconds (Telegram's ~1/s per chat)."""
+    """At most one message per chat per `interval` seconds (Telegram's ~1/s per chat).
+
+    Telegram counts arrivals. A message can wait (for the budget, for the event loop) between
+    its turn here and its arrival, so a chat's next turn is counted from when the previous
+    message was sent (`sent`, after its answer came back), not from when its turn came: a late
+    message then cannot arrive within a second of the one before.
+    """
 
     def __init__(
         self,
@@ -65,6 +71,7 @@ class ChatSpacing:
         self._last: dict[int, float] = {}
 
     async def wait(self, chat_id: int) -> None:
+        """Wait for the chat's turn, and hold it (a second sender to the chat waits too)."""
         while True:
             now = self.clock()
             last = self._last.get(chat_id)
@@ -74,6 +81,10 @@ class ChatSpacing:
                     self._forget(now)
                 return
             await asyncio.sleep(self.interval - (now - last))
+
+    def sent(self, chat_id: int) -> None:
+        """The message to `chat_id` went out (or failed): the next one waits from now."""
+        self._last[chat_id] = self.clock()
 
     def _forget(self, now: float) -> None:
         self._last = {c: t for c, t in self._last.items() if now - t < self.interval}

@@ -155,7 +155,10 @@ class Sender:
             for action in actions:
                 await self.spacing.wait(row.chat_id)
                 await self.budget.acquire()
-                await self.deliver(row.chat_id, action)
+                try:
+                    await self.deliver(row.chat_id, action)
+                finally:
+                    self.spacing.sent(row.chat_id)
             self.stats.sent += 1
             return Result(row.id, "sent")
         except SendError as exc:
