@@ -107,15 +107,32 @@ class TgUser:
         raise AssertionError("no message with buttons")
 
     def button(self, label: str) -> tuple[int, str]:
-        message = self.last_keyboard_message()
+        found = self._find_button(label)
+        if found is None:
+            keyboard = self.last_keyboard_message()["reply_markup"]
+            raise AssertionError(f"no button {label!r} in {keyboard}")
+        return found
+
+    def _find_button(self, label: str) -> tuple[int, str] | None:
+        try:
+            message = self.last_keyboard_message()
+        except AssertionError:  # no keyboard yet
+            return None
         for row in message["reply_markup"]["inline_keyboard"]:
             for cell in row:
                 if label.lower() in cell["text"].lower():
                     return message["message_id"], cell["callback_data"]
-        raise AssertionError(f"no button {label!r} in {message['reply_markup']}")
+        return None
 
-    async def press(self, label: str) -> str:
-        message_id, data = self.button(label)
+    async def press(self, label: str, timeout: float = 10.0) -> str:
+        """Press the button labelled `label` on the latest keyboard, waiting for it to arrive:
+        "settled" only means a quiet moment, and a slow machine can be quiet between two
+        messages of one answer."""
+        try:
+            message_id, data = await self.server.wait_for(lambda: self._find_button(label), timeout)
+        except TimeoutError:
+            self.button(label)  # raises, naming the keyboard that is there
+            raise
         return await self.press_data(data, message_id)
 
     async def press_data(self, data: str, message_id: int | None = None) -> str:
