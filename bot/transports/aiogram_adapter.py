@@ -17,9 +17,7 @@ from typing import Any
 import aiohttp
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.session.base import Response
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
-from aiogram.methods import GetUpdates
 from aiogram.types import Update
 
 from bot.transports.telegram import (
@@ -30,10 +28,6 @@ from bot.transports.telegram import (
     TelegramGateway,
     bot_api_result,
 )
-
-# pydantic caches `Response[T]` weakly; without a strong reference the garbage collector drops it
-# and aiogram rebuilds the model (about 4 ms) on a later getUpdates.
-_GET_UPDATES_RESPONSE = Response[GetUpdates.__returning__]
 
 
 def _body(params: dict[str, Any]) -> dict[str, Any]:
