@@ -1,6 +1,6 @@
 """Interactive benchmark: learners pressing buttons through the whole stack, against an echo bot.
 
-    python -m bench.interactive [--learners 20] [--presses 30] [--rounds 3]
+    python -m bench.interactive [--learners 20] [--presses 45] [--rounds 3]
 
 Each simulated learner presses a button, waits for the bot's next keyboard, and presses again,
 all learners at once. The bot runs in its own process (as it would beside Telegram), the loopback
@@ -220,7 +220,7 @@ def alternating(
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--learners", type=int, default=20)
-    parser.add_argument("--presses", type=int, default=30)
+    parser.add_argument("--presses", type=int, default=45)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args(argv)
