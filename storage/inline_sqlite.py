@@ -47,6 +47,10 @@ class InlineConnection(aiosqlite.Connection):
     def __await__(self):
         return self._connect().__await__()
 
+    def begin_immediate(self) -> None:
+        """Start a transaction holding SQLite's write lock (called from SQLAlchemy's "begin")."""
+        self._conn.execute("BEGIN IMMEDIATE")
+
     async def close(self) -> None:
         self.stop()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
@@ -120,6 +121,7 @@ async def test_many_learners_at_once(store, catalog, clock):
 async def test_sqlite_runs_on_the_loop_thread_with_its_pragmas(tmp_path):
     """No aiosqlite worker thread (storage/inline_sqlite.py); WAL, foreign keys and the busy
     timeout are set on the connection; transactions still commit and roll back."""
+    import sqlite3
     import threading
 
     before = threading.active_count()
@@ -132,7 +134,11 @@ async def test_sqlite_runs_on_the_loop_thread_with_its_pragmas(tmp_path):
         ]
     assert pragmas == ["wal", 1, 15000]
     assert threading.active_count() == before
-    async with engine.begin() as conn:
+    async with engine.begin() as conn:  # BEGIN IMMEDIATE: the write lock from the start
+        other = sqlite3.connect(tmp_path / "inline.db", timeout=0)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.close()
         await conn.execute(text("CREATE TABLE t (x INTEGER)"))
         await conn.execute(text("INSERT INTO t VALUES (1)"))
     try:
