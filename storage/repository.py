@@ -4,8 +4,8 @@ Written on SQLAlchemy Core, not the ORM: every Telegram update is one short tran
 ORM's session, identity map and flush cost more CPU than the four statements they would save us
 writing (measured in bench/interactive.py). The learner row is loaded into a plain `LearnerRow`;
 when the unit ends, only the columns the engine changed are written back. The statements a button
-press runs are built once, at import, with their values bound at execution: building a statement
-and computing its cache key cost SQLAlchemy more than running it on SQLite.
+press or a quiz poll runs are built once, at import, with their values bound at execution:
+building a statement and computing its cache key cost SQLAlchemy more than running it on SQLite.
 
 `SqlStore.unit()` opens a connection and a transaction; the learner row is read `FOR UPDATE` on
 PostgreSQL (SQLite's `BEGIN IMMEDIATE` already serialises writers), so two updates of the same
@@ -52,18 +52,21 @@ FIELDS = tuple(f.name for f in fields(LearnerRow))
 _COLUMNS = [LEARNERS.c[name] for name in FIELDS]
 
 
+_INSERTS = {"sqlite": sqlite_insert, "postgresql": pg_insert}
+
+
 def _insert_ignoring(model: Any, *keys: str) -> dict[str, Any]:
     """INSERT … ON CONFLICT (keys) DO NOTHING for each dialect; the values come at execution."""
     return {
-        "sqlite": sqlite_insert(model).on_conflict_do_nothing(index_elements=list(keys)),
-        "postgresql": pg_insert(model).on_conflict_do_nothing(index_elements=list(keys)),
+        name: insert(model).on_conflict_do_nothing(index_elements=list(keys))
+        for name, insert in _INSERTS.items()
     }
 
 
 def _upsert(model: Any, keys: list[str], columns: list[str]) -> dict[str, Any]:
     """INSERT … ON CONFLICT (keys) DO UPDATE SET columns for each dialect."""
     statements = {}
-    for name, insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert)):
+    for name, insert in _INSERTS.items():
         statement = insert(model)
         statements[name] = statement.on_conflict_do_update(
             index_elements=keys, set_={c: statement.excluded[c] for c in columns}
@@ -127,6 +130,10 @@ _DUE_REVIEWS = (
     .order_by(ReviewCard.due, ReviewCard.question_id)
     .limit(bindparam("b_limit"))
 )
+_INSERT_POLL_LINK = _insert_ignoring(PollLink, "poll_id")
+_POLL_TOKEN = select(PollLink.token).where(
+    PollLink.poll_id == bindparam("b_poll"), PollLink.learner_id == bindparam("b_learner")
+)
 _DUE_BOOSTER = (
     select(Booster.course_id, Booster.number)
     .where(
@@ -160,7 +167,7 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         self._loaded: dict[int, tuple[LearnerRow, dict[str, Any]]] = {}
 
     def _insert(self, table):
-        return (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
+        return _INSERTS[self.dialect](table)
 
     async def _load(self, statement, key: str | int) -> LearnerRow | None:
         row = (await self.conn.execute(statement, {"b_key": key})).first()
@@ -274,16 +281,13 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
 
     async def link_poll(self, poll_id: str, learner_id: int, token: str, at: datetime) -> None:
         await self.conn.execute(
-            self._insert(PollLink)
-            .values(poll_id=poll_id, learner_id=learner_id, token=token, created_at=at)
-            .on_conflict_do_nothing(index_elements=["poll_id"])
+            _INSERT_POLL_LINK[self.dialect],
+            {"poll_id": poll_id, "learner_id": learner_id, "token": token, "created_at": at},
         )
 
     async def poll_token(self, learner_id: int, poll_id: str) -> str | None:
-        query = select(PollLink.token).where(
-            PollLink.poll_id == poll_id, PollLink.learner_id == learner_id
-        )
-        return (await self.conn.execute(query)).scalar_one_or_none()
+        params = {"b_poll": poll_id, "b_learner": learner_id}
+        return (await self.conn.execute(_POLL_TOKEN, params)).scalar_one_or_none()
 
     async def pauses(self, learner_id: int) -> list[tuple[date, date]]:
         rows = await self.conn.execute(_PAUSES, {"b_learner": learner_id})
