@@ -133,3 +133,48 @@ async def test_polled_updates_reach_the_gateway_as_received(transport):
         await asyncio.gather(polling, return_exceptions=True)
         await runner.close()
         await server.stop()
+
+
+async def test_aiogram_polling_does_not_rebuild_its_response_class(monkeypatch):
+    """aiogram reads each getUpdates answer as `Response[list[Update]]`, a pydantic class that
+    pydantic caches only weakly. Without the adapter's strong reference, the cyclic GC frees it
+    and the next poll builds it again (milliseconds of work on the event loop, every time)."""
+    import asyncio
+    import gc
+
+    from pydantic._internal import _generics
+
+    built: list[str] = []
+    build = _generics.create_generic_submodel
+
+    def counting(name, *args, **kwargs):
+        built.append(name)
+        return build(name, *args, **kwargs)
+
+    monkeypatch.setattr(_generics, "create_generic_submodel", counting)
+    server = BotAPIServer(token=TOKEN)
+    base = await server.start()
+    seen: list[dict] = []
+
+    class Gateway:
+        async def handle(self, raw, _api):
+            seen.append(raw)
+
+    runner = make_runner("aiogram", TOKEN, base, gateway=Gateway())
+    await runner.start()
+    polling = asyncio.create_task(runner.poll(polling_timeout=1))
+    try:
+        for n in range(1, 7):
+            if n == 2:
+                built.clear()  # the first poll builds it once, as it should
+            gc.collect()
+            server.user_sends(42, f"message {n}")
+            await server.wait_for(lambda n=n: len(seen) == n, timeout=10)
+        assert len(server.calls("getUpdates")) >= 6
+        assert built == []
+    finally:
+        await runner.stop_polling()
+        polling.cancel()
+        await asyncio.gather(polling, return_exceptions=True)
+        await runner.close()
+        await server.stop()
