@@ -14,13 +14,22 @@ learner handled at once cannot interleave their read-modify-write.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
@@ -95,6 +104,7 @@ _ANSWERS = (
     .where(Answer.learner_id == bindparam("b_learner"))
     .order_by(Answer.answered_at, Answer.id)
 )
+_ANSWERS_TO = _ANSWERS.where(Answer.question_id.in_(bindparam("b_questions", expanding=True)))
 _ANSWERS_SINCE = (
     select(func.count())
     .select_from(Answer)
@@ -119,6 +129,15 @@ _PAUSES = (
     .where(PausePeriod.learner_id == bindparam("b_learner"))
     .order_by(PausePeriod.first_day)
 )
+_STREAK_HISTORY = union_all(
+    select(PracticeDay.day, PracticeDay.day, literal(False)).where(
+        PracticeDay.learner_id == bindparam("b_learner")
+    ),
+    select(PausePeriod.first_day, PausePeriod.last_day, literal(True)).where(
+        PausePeriod.learner_id == bindparam("b_learner")
+    ),
+)
+"""Practice days as (day, day, False) and pauses as (first, last, True), in one round trip."""
 _REVIEW_CARD = select(ReviewCard.card).where(
     ReviewCard.learner_id == bindparam("b_learner"),
     ReviewCard.question_id == bindparam("b_question"),
@@ -154,10 +173,15 @@ class SqlStore:
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[SqlRepository]:
-        async with self.engine.begin() as conn:
+        """One connection and one transaction. The first statement begins it (SQLAlchemy's
+        autobegin; `storage.db` takes SQLite's write lock there). The learner write-back and the
+        commit go to SQLAlchemy's sync core in one hand-off: each separate `await` on an async
+        connection is a greenlet switch and a loop wake-up, and a unit pays them on every
+        update. An exception rolls the transaction back when the connection is returned."""
+        async with self.engine.connect() as conn:
             repo = SqlRepository(conn)
             yield repo
-            await repo.save()
+            await conn.run_sync(repo.finish)
 
 
 class SqlRepository(TrainerQueries, PrivacyQueries):
@@ -177,8 +201,8 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         self._loaded[learner.id] = (learner, dict(zip(FIELDS, row, strict=True)))
         return learner
 
-    async def save(self) -> None:
-        """Write back the columns the engine changed on the learners it loaded."""
+    def finish(self, conn: Connection) -> None:
+        """Write back the columns the engine changed on the learners it loaded, and commit."""
         for learner, before in self._loaded.values():
             changed = {
                 name: getattr(learner, name)
@@ -186,8 +210,9 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
                 if getattr(learner, name) != before[name]
             }
             if changed:
-                await self.conn.execute(_UPDATE_LEARNER, {"b_learner": learner.id, **changed})
+                conn.execute(_UPDATE_LEARNER, {"b_learner": learner.id, **changed})
         self._loaded.clear()
+        conn.commit()
 
     async def learner(self, who: Who, now: datetime) -> LearnerRow:
         learner = await self._load(_LEARNER_BY_EXTERNAL_ID, who.external_id)
@@ -250,8 +275,14 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         )
         return bool(result.rowcount)
 
-    async def answers(self, learner_id: int) -> list[AnswerFact]:
-        rows = await self.conn.execute(_ANSWERS, {"b_learner": learner_id})
+    async def answers(
+        self, learner_id: int, questions: Collection[str] | None = None
+    ) -> list[AnswerFact]:
+        if questions is None:
+            rows = await self.conn.execute(_ANSWERS, {"b_learner": learner_id})
+        else:
+            params = {"b_learner": learner_id, "b_questions": list(questions)}
+            rows = await self.conn.execute(_ANSWERS_TO, params)
         return [AnswerFact(*row) for row in rows]
 
     async def complete_lesson(
@@ -292,6 +323,18 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
     async def pauses(self, learner_id: int) -> list[tuple[date, date]]:
         rows = await self.conn.execute(_PAUSES, {"b_learner": learner_id})
         return [(first, last) for first, last in rows]
+
+    async def streak_history(self, learner_id: int) -> tuple[list[date], list[tuple[date, date]]]:
+        days: list[date] = []
+        pauses: list[tuple[date, date]] = []
+        for first, last, paused in await self.conn.execute(
+            _STREAK_HISTORY, {"b_learner": learner_id}
+        ):
+            if paused:
+                pauses.append((first, last))
+            else:
+                days.append(first)
+        return sorted(days), sorted(pauses)
 
     async def set_pause(self, learner_id: int, first: date, last: date | None) -> None:
         covering = await self.conn.execute(

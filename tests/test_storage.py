@@ -73,6 +73,72 @@ async def test_lessons_days_and_polls(store):
         assert await repo.poll_token(learner.id + 1, "p1") is None
 
 
+async def test_answers_to_chosen_questions_and_the_streak_history(store):
+    async with store.unit() as repo:
+        learner = await repo.learner(WHO, NOW)
+        for n, question in enumerate(("q1", "q2", "q3")):
+            await repo.record_answer(
+                learner.id,
+                question_id=question,
+                lesson_id="l1",
+                token=f"tok{n}",
+                choice="0",
+                correct=n != 1,
+                at=NOW,
+            )
+        await repo.add_practice_day(learner.id, date(2026, 3, 2))
+        await repo.add_practice_day(learner.id, date(2026, 2, 26))
+        await repo.set_pause(learner.id, date(2026, 2, 27), date(2026, 3, 1))
+    async with store.unit() as repo:
+        chosen = await repo.answers(learner.id, {"q3", "q1"})
+        assert [(f.question_id, f.correct) for f in chosen] == [("q1", True), ("q3", True)]
+        assert await repo.answers(learner.id, []) == []
+        assert await repo.streak_history(learner.id) == (
+            [date(2026, 2, 26), date(2026, 3, 2)],
+            [(date(2026, 2, 27), date(2026, 3, 1))],
+        )
+
+
+async def test_statements_per_update_stay_within_budget(store, catalog, clock):
+    """Each statement is a round trip to PostgreSQL, and each round trip waits for a turn of a
+    busy event loop: these counts are what an update's latency is made of (docs/benchmarks.md).
+    A new statement on these paths should be a decision, not an accident."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    event.listen(
+        store.engine.sync_engine,
+        "before_cursor_execute",
+        lambda _conn, _cursor, statement, *_rest: statements.append(statement),
+    )
+    chat = Chat(Tutor(catalog, store, clock=clock))
+    await chat.onboard()
+    await chat.command("today")
+    seen: list[tuple[str, int]] = []  # (the press's kind, its statements)
+    send = chat.send
+
+    async def counted(event):
+        statements.clear()
+        actions = await send(event)
+        seen.append((event.data.split(":")[0] if isinstance(event, Press) else "", len(statements)))
+        return actions
+
+    chat.send = counted
+    ends = []
+    for lesson in catalog.courses["mooc-art"].lessons[:2]:
+        await take_lesson(chat, lesson)
+        ends.append(seen.pop()[1])
+        await chat.press("next lesson")
+
+    def most(*kinds: str) -> int:
+        return max(n for kind, n in seen if kind in kinds)
+
+    assert most("go", "t") == 2  # a card or a tick: read the learner, write it back
+    assert most("a", "ok") == 5  # + the answer, and the review card read and written
+    assert ends == [10, 9]  # + completion, day, streak, grades, next lesson (the day once a day)
+    assert most("today") == 5  # learner, booster, due reviews, completed lessons, write
+
+
 async def test_a_failed_unit_rolls_back(store):
     try:
         async with store.unit() as repo:

@@ -69,7 +69,8 @@ def labels(turn: Turn, lesson: Lesson) -> list[str]:
 async def finish(turn: Turn, lesson: Lesson, course_id: str) -> list[str]:
     """Store the score (first time only) and return the lines to show."""
     _ = turn.t._
-    score, confidence = discernment(lesson, await turn.repo.answers(turn.learner.id))
+    asked = [q.id for q in lesson.questions]
+    score, confidence = discernment(lesson, await turn.repo.answers(turn.learner.id, asked))
     kind = KIND[lesson.role]
     await turn.repo.save_test_score(turn.learner.id, course_id, kind, score, confidence, turn.now)
     scores = await turn.repo.test_scores(turn.learner.id, course_id)

@@ -435,17 +435,19 @@ async def _finish(turn: Turn, lesson: Lesson | None) -> None:
     place = turn.catalog.place(lesson.id)
     course_id = place.course.id if place else (learner.course_id or "")
     await turn.repo.complete_lesson(learner.id, lesson.id, course_id, turn.now)
-    await turn.repo.add_practice_day(learner.id, local_date(turn.now, turn.zone))
+    day = local_date(turn.now, turn.zone)
+    if learner.last_practice_day != day:  # set only here, beside the day's row
+        await turn.repo.add_practice_day(learner.id, day)
     streak = await habits.streak(turn)
     learner.streak_days = streak.current
-    learner.last_practice_day = local_date(turn.now, turn.zone)
+    learner.last_practice_day = day
     from bot.tutor import assessment, certify, review
     from bot.tutor.assessment import TEST_ROLES
 
     ids = {q.id for q in lesson.questions}
     graded = {}
-    for fact in await turn.repo.answers(learner.id):
-        if fact.question_id in ids and fact.correct is not None:
+    for fact in await turn.repo.answers(learner.id, ids):
+        if fact.correct is not None:
             graded[fact.question_id] = fact.correct  # the latest answer counts here
     right = sum(graded.values())
     lines = [_("🎉 Lesson complete: {title}").format(title=lesson.title)]

@@ -30,9 +30,9 @@ def today(turn: Turn) -> date:
 
 async def streak(turn: Turn) -> StreakSummary:
     """The learner's streak today, with freezes and paused days applied."""
-    days = await turn.repo.practice_days(turn.learner.id)
+    days, pauses = await turn.repo.streak_history(turn.learner.id)
     paused: set[date] = set()
-    for first, last in await turn.repo.pauses(turn.learner.id):
+    for first, last in pauses:
         day = first
         while day <= last:
             paused.add(day)

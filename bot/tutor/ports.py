@@ -7,7 +7,7 @@ and it keeps one implementation instead of a fake twin to keep in step).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -96,7 +96,11 @@ class Repository(Protocol):
         context: str = "lesson",
     ) -> bool: ...
 
-    async def answers(self, learner_id: int) -> list[AnswerFact]: ...
+    async def answers(
+        self, learner_id: int, questions: Collection[str] | None = None
+    ) -> list[AnswerFact]:
+        """Oldest first; with `questions`, only the answers to those questions."""
+        ...
 
     async def complete_lesson(
         self, learner_id: int, lesson_id: str, course_id: str, at: datetime
@@ -113,6 +117,10 @@ class Repository(Protocol):
     async def poll_token(self, learner_id: int, poll_id: str) -> str | None: ...
 
     async def pauses(self, learner_id: int) -> list[tuple[date, date]]: ...
+
+    async def streak_history(self, learner_id: int) -> tuple[list[date], list[tuple[date, date]]]:
+        """`practice_days` and `pauses` together, read at once (a streak needs both)."""
+        ...
 
     async def set_pause(self, learner_id: int, first: date, last: date | None) -> None:
         """Start a pause (first..last) or, with `last=None`, end the one covering `first`."""

@@ -80,9 +80,10 @@ async def next_review(turn: Turn) -> bool:
     """Put the next due review on screen; False when there is none (or the cap is reached)."""
     from bot.tutor import flow
 
-    if not await reviews_left_today(turn):
+    due = await turn.repo.due_reviews(turn.learner.id, turn.now, 5)
+    if not due or not await reviews_left_today(turn):  # the cap's count only when one is due
         return False
-    for question_id in await turn.repo.due_reviews(turn.learner.id, turn.now, 5):
+    for question_id in due:
         if turn.catalog.question(question_id):  # content may have changed since
             turn.learner.reviewing = f"r|{question_id}"
             await flow.present_question(turn)
