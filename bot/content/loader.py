@@ -1,9 +1,10 @@
 """Load the `lessons/` folder into a validated `Catalog`, or list every error with file and line.
 
-Data comes from `yaml.safe_load` only. For error messages we also compose the same text into a node
-tree (`yaml.compose` with the safe loader, which builds no objects) and follow the error's location
-through it to the line it came from. Every error is collected, not just the first, so an author
-fixes a broken file in one pass.
+Data comes from the safe loader only, libyaml's when PyYAML has it (the pure-Python one took
+most of a second for the bundled lessons, on every start and in every test that loads them). For
+an error message we compose the same text into a node tree (`yaml.compose`, which builds no
+objects), only then, and follow the error's location through it to the line it came from. Every
+error is collected, not just the first, so an author fixes a broken file in one pass.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bot.content.model import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 FRAMEWORK_FILE = "framework.yaml"
 COURSE_FILE = "course.yaml"
@@ -55,15 +57,15 @@ class ContentInvalid(Exception):
 
 @dataclass
 class _Source:
-    """One parsed YAML file: its data and the node tree used to find lines."""
+    """One parsed YAML file: its text, its data, and (for errors) the line of a location."""
 
     path: Path
     shown: str
+    text: str
     data: Any
-    node: yaml.Node | None
 
     def line_of(self, loc: Iterable[Any]) -> int:
-        node = self.node
+        node = yaml.compose(self.text, Loader=SAFE_LOADER)
         if node is None:
             return 1
         for part in loc:
@@ -106,8 +108,7 @@ class _Collector:
             self.errors.append(ContentError(shown, 1, f"cannot read the file: {exc}"))
             return None
         try:
-            data = yaml.safe_load(text)
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            data = yaml.load(text, Loader=SAFE_LOADER)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark is not None else 1
@@ -117,7 +118,7 @@ class _Collector:
         if not isinstance(data, dict):
             self.errors.append(ContentError(shown, 1, "expected a mapping at the top of the file"))
             return None
-        return _Source(path, shown, data, node)
+        return _Source(path, shown, text, data)
 
     def model(
         self, source: _Source, model: type[M], data: Any = None, prefix: Sequence[Any] = ()
