@@ -1,6 +1,7 @@
 """Interactive benchmark: learners pressing buttons through the whole stack, against an echo bot.
 
     python -m bench.interactive [--learners 20] [--presses 45] [--rounds 3]
+                                [--paced-presses 6] [--paced-share 0.5]
 
 Each simulated learner presses a button, waits for the bot's next keyboard, and presses again,
 all learners at once. The bot runs in its own process (as it would beside Telegram), the loopback
@@ -8,6 +9,13 @@ server and the learners in this one. Through the tutor: framework → engine →
 with the bare echo bot of the same framework: framework → Bot API (answer the callback, send a
 message with one button). Same loopback server, same machine, same run: the ratio is the figure.
 Reply latency is the time from the press to the bot's first message or edit in that chat.
+
+Two phases per bot process. Saturated: every learner presses again as soon as its keyboard is
+back, so the bot is always busy; this gives the throughput, and latencies that are mostly the
+queue (learners / throughput). Paced: the same learners press on a fixed schedule, at
+`--paced-share` of the tutor's saturated rate in that round, and the echo bot that follows it
+gets the same rate; this gives the latency a learner sees when both bots carry the same load.
+Saturated figures are medians of the rounds; paced latencies are pooled over the rounds.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +103,22 @@ class Learners:
         await asyncio.gather(*(one(uid) for uid in self.ids))
         return time.perf_counter() - started
 
+    async def paced(self, presses: int, rate: float) -> None:
+        """Each learner presses every `len(ids) / rate` seconds, the learners evenly staggered;
+        a learner whose reply is late presses as soon as it comes, then keeps the schedule."""
+        interval = len(self.ids) / rate
+
+        async def one(offset: float, uid: int) -> None:
+            due = time.perf_counter() + offset
+            for _ in range(presses):
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                await self.press(uid)
+                due += interval
+
+        await asyncio.gather(
+            *(one(interval * i / len(self.ids), uid) for i, uid in enumerate(self.ids))
+        )
+
 
 def bot_process(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
@@ -129,16 +154,32 @@ def stop_process(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+@dataclass(frozen=True)
+class Load:
+    """What the simulated learners do to one bot process."""
+
+    learners: int = 20
+    presses: int = 45
+    paced_presses: int = 6
+    paced_share: float = 0.5
+    """The paced rate as a share of this run's saturated rate, unless `paced_rate` is set."""
+    paced_rate: float | None = None
+
+
+@dataclass
+class Run:
+    """One bot process's figures: the saturated phase's, and the paced phase's latencies."""
+
+    saturated: dict[str, float]
+    paced: list[float]
+    paced_rate: float
+
+
 async def measure(
-    command: list[str],
-    env: dict[str, str] | None,
-    learners: int,
-    presses: int,
-    first: str,
-    warm_up: int,
-) -> dict[str, float]:
+    command: list[str], env: dict[str, str] | None, load: Load, first: str, warm_up: int
+) -> Run:
     """Start the bot process, bring every learner to a first keyboard (`first`, then
-    `warm_up` untimed presses), then time `presses` presses per learner."""
+    `warm_up` untimed presses), time `load.presses` presses per learner, then the paced ones."""
     server = BotAPIServer(token=TOKEN)
     base = await server.start()
     proc = bot_process(
@@ -147,7 +188,7 @@ async def measure(
     )
     try:
         await until_polling(server, proc)
-        crowd = Learners(server, learners)
+        crowd = Learners(server, load.learners)
         for uid in crowd.ids:
             server.user_sends(uid, first)
         await asyncio.gather(*(asyncio.wait_for(crowd.ready[u].wait(), 30) for u in crowd.ids))
@@ -155,28 +196,25 @@ async def measure(
             await asyncio.gather(*(crowd.press(u) for u in crowd.ids))
         crowd.latencies.clear()
         cpu = cpu_seconds(proc)
-        elapsed = await crowd.run(presses)
+        elapsed = await crowd.run(load.presses)
         cpu = cpu_seconds(proc) - cpu
+        saturated = summary(crowd, elapsed, load.learners * load.presses, cpu)
+        crowd.latencies.clear()
+        rate = load.paced_rate or load.paced_share * saturated["updates_per_s"]
+        await crowd.paced(load.paced_presses, rate)
     finally:
         stop_process(proc)
         await server.stop()
-    return summary(crowd, elapsed, learners * presses, cpu)
+    return Run(saturated, crowd.latencies, rate)
 
 
-async def measure_echo(transport: str, learners: int, presses: int) -> dict[str, float]:
+async def measure_echo(transport: str, load: Load) -> Run:
     return await measure(
-        ["-m", "bench.echo_bot", transport, "{base}"],
-        None,
-        learners,
-        presses,
-        first="hi",
-        warm_up=0,
+        ["-m", "bench.echo_bot", transport, "{base}"], None, load, first="hi", warm_up=0
     )
 
 
-async def measure_tutor(
-    transport: str, database_url: str, learners: int, presses: int
-) -> dict[str, float]:
+async def measure_tutor(transport: str, database_url: str, load: Load) -> Run:
     """The tutor as deployed (`restart-tutor run`); onboarding is the untimed warm-up."""
     env = {
         "TELEGRAM_BOT_TOKEN": TOKEN,
@@ -188,7 +226,7 @@ async def measure_tutor(
         "TUTOR_THROTTLE": "100000/1",  # the learners here are machines, not floods
     }
     command = ["-m", "bot.cli", "run", "--port", str(free_port()), "--listen", "127.0.0.1"]
-    return await measure(command, env, learners, presses, first="/start", warm_up=4)
+    return await measure(command, env, load, first="/start", warm_up=4)
 
 
 def summary(crowd: Learners, elapsed: float, interactions: int, cpu: float) -> dict[str, float]:
@@ -203,18 +241,27 @@ def summary(crowd: Learners, elapsed: float, interactions: int, cpu: float) -> d
     }
 
 
+def combined(runs: list[Run]) -> dict[str, float]:
+    """Each saturated figure's median over the runs, and the pooled paced latencies."""
+    figures = {k: median([r.saturated[k] for r in runs]) for k in runs[0].saturated}
+    paced = [latency for r in runs for latency in r.paced]
+    for p in (50, 95, 99):
+        figures[f"paced_p{p}_ms"] = percentile(paced, p) * 1000
+    figures["paced_per_s"] = median([r.paced_rate for r in runs])
+    return figures
+
+
 def alternating(
-    rounds: int, echo: Callable[[], dict[str, float]], tutor: Callable[[], dict[str, float]]
+    rounds: int, load: Load, echo: Callable[[Load], Run], tutor: Callable[[Load], Run]
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Run the echo bot and the tutor in turns, `rounds` times each, and keep each figure's
-    median: on a shared machine a burst of someone else's load then hits both, not one."""
-    runs: list[tuple[dict[str, float], dict[str, float]]] = []
+    """Run the tutor and the echo bot in turns, `rounds` times each: on a shared machine a
+    burst of someone else's load then hits both, not one. The echo bot is paced at the rate the
+    tutor was just paced at."""
+    echoes, tutors = [], []
     for _ in range(rounds):
-        runs.append((echo(), tutor()))
-    return (
-        {k: median([e[k] for e, _t in runs]) for k in runs[0][0]},
-        {k: median([t[k] for _e, t in runs]) for k in runs[0][1]},
-    )
+        tutors.append(tutor(load))
+        echoes.append(echo(replace(load, paced_rate=tutors[-1].paced_rate)))
+    return combined(echoes), combined(tutors)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -222,8 +269,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--learners", type=int, default=20)
     parser.add_argument("--presses", type=int, default=45)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--paced-presses", type=int, default=6)
+    parser.add_argument(
+        "--paced-share", type=float, default=0.5, help="of the tutor's saturated rate"
+    )
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args(argv)
+    load = Load(args.learners, args.presses, args.paced_presses, args.paced_share)
     figures: dict[str, float] = {}
 
     def report(prefix: str, echo: dict[str, float], tutor: dict[str, float]) -> None:
@@ -233,14 +285,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             figures[f"{prefix}_tutor_{key}"] = value
         figures[f"{prefix}_throughput_ratio"] = tutor["updates_per_s"] / echo["updates_per_s"]
         figures[f"{prefix}_p95_ratio"] = tutor["p95_ms"] / echo["p95_ms"]
+        figures[f"{prefix}_paced_p95_ratio"] = tutor["paced_p95_ms"] / echo["paced_p95_ms"]
 
     def compare(prefix: str, transport: str, new_database: Callable[[], str]) -> None:
         echo, tutor = alternating(
             args.rounds,
-            lambda: asyncio.run(measure_echo(transport, args.learners, args.presses)),
-            lambda: asyncio.run(
-                measure_tutor(transport, new_database(), args.learners, args.presses)
-            ),
+            load,
+            lambda load: asyncio.run(measure_echo(transport, load)),
+            lambda load: asyncio.run(measure_tutor(transport, new_database(), load)),
         )
         report(prefix, echo, tutor)
 
