@@ -4,10 +4,11 @@
                                 [--paced-presses 6] [--paced-share 0.5]
 
 Each simulated learner presses a button, waits for the bot's next keyboard, and presses again,
-all learners at once. The bot runs in its own process (as it would beside Telegram), the loopback
-server and the learners in this one. Through the tutor: framework → engine → database → Bot API;
-with the bare echo bot of the same framework: framework → Bot API (answer the callback, send a
-message with one button). Same loopback server, same machine, same run: the ratio is the figure.
+all learners at once. Each bot runs in its own process (as it would beside Telegram), started
+once and measured in every round; the loopback servers and the learners run in this one.
+Through the tutor: framework → engine → database → Bot API; with the echo bot of the same
+framework: framework → Bot API (answer the callback, send a message with one button). Same
+machine, same run: the ratio is the figure.
 Reply latency is the time from the press to the bot's first message or edit in that chat.
 
 Two phases per bot process. Saturated: every learner presses again as soon as its keyboard is
@@ -175,46 +176,70 @@ class Run:
     paced_rate: float
 
 
-async def measure(
-    command: list[str], env: dict[str, str] | None, load: Load, first: str, warm_up: int
-) -> Run:
-    """Start the bot process, bring every learner to a first keyboard (`first`, then
-    `warm_up` untimed presses), time `load.presses` presses per learner, then the paced ones."""
-    server = BotAPIServer(token=TOKEN)
-    base = await server.start()
-    proc = bot_process(
-        [arg.replace("{base}", base) for arg in command],
-        {k: v.replace("{base}", base) for k, v in (env or {}).items()},
-    )
-    try:
-        await until_polling(server, proc)
-        crowd = Learners(server, load.learners)
-        for uid in crowd.ids:
-            server.user_sends(uid, first)
-        await asyncio.gather(*(asyncio.wait_for(crowd.ready[u].wait(), 30) for u in crowd.ids))
-        for _ in range(warm_up):
-            await asyncio.gather(*(crowd.press(u) for u in crowd.ids))
+class BotUnderTest:
+    """One bot process beside its own loopback server and simulated learners, started once and
+    measured in every round (an idle bot costs the other one nothing)."""
+
+    def __init__(
+        self,
+        command: list[str],
+        env: dict[str, str] | None,
+        load: Load,
+        first: str,
+        warm_up: int,
+    ):
+        self.command, self.env, self.load = command, env or {}, load
+        self.first, self.warm_up = first, warm_up
+
+    async def __aenter__(self) -> BotUnderTest:
+        """Start the process and bring every learner to a first keyboard (`first`, then
+        `warm_up` untimed presses)."""
+        self.server = BotAPIServer(token=TOKEN)
+        base = await self.server.start()
+        self.proc = bot_process(
+            [arg.replace("{base}", base) for arg in self.command],
+            {k: v.replace("{base}", base) for k, v in self.env.items()},
+        )
+        try:
+            await until_polling(self.server, self.proc)
+            self.crowd = Learners(self.server, self.load.learners)
+            for uid in self.crowd.ids:
+                self.server.user_sends(uid, self.first)
+            await asyncio.gather(
+                *(asyncio.wait_for(self.crowd.ready[u].wait(), 30) for u in self.crowd.ids)
+            )
+            for _ in range(self.warm_up):
+                await asyncio.gather(*(self.crowd.press(u) for u in self.crowd.ids))
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        stop_process(self.proc)
+        await self.server.stop()
+
+    async def measure(self, load: Load) -> Run:
+        """`load.presses` saturated presses per learner, then the paced ones."""
+        crowd = self.crowd
         crowd.latencies.clear()
-        cpu = cpu_seconds(proc)
+        cpu = cpu_seconds(self.proc)
         elapsed = await crowd.run(load.presses)
-        cpu = cpu_seconds(proc) - cpu
+        cpu = cpu_seconds(self.proc) - cpu
         saturated = summary(crowd, elapsed, load.learners * load.presses, cpu)
         crowd.latencies.clear()
         rate = load.paced_rate or load.paced_share * saturated["updates_per_s"]
         await crowd.paced(load.paced_presses, rate)
-    finally:
-        stop_process(proc)
-        await server.stop()
-    return Run(saturated, crowd.latencies, rate)
+        return Run(saturated, list(crowd.latencies), rate)
 
 
-async def measure_echo(transport: str, load: Load) -> Run:
-    return await measure(
+def echo_bot(transport: str, load: Load) -> BotUnderTest:
+    return BotUnderTest(
         ["-m", "bench.echo_bot", transport, "{base}"], None, load, first="hi", warm_up=0
     )
 
 
-async def measure_tutor(transport: str, database_url: str, load: Load) -> Run:
+def tutor_bot(transport: str, database_url: str, load: Load) -> BotUnderTest:
     """The tutor as deployed (`restart-tutor run`); onboarding is the untimed warm-up."""
     env = {
         "TELEGRAM_BOT_TOKEN": TOKEN,
@@ -226,7 +251,7 @@ async def measure_tutor(transport: str, database_url: str, load: Load) -> Run:
         "TUTOR_THROTTLE": "100000/1",  # the learners here are machines, not floods
     }
     command = ["-m", "bot.cli", "run", "--port", str(free_port()), "--listen", "127.0.0.1"]
-    return await measure(command, env, load, first="/start", warm_up=4)
+    return BotUnderTest(command, env, load, first="/start", warm_up=4)
 
 
 def summary(crowd: Learners, elapsed: float, interactions: int, cpu: float) -> dict[str, float]:
@@ -251,16 +276,17 @@ def combined(runs: list[Run]) -> dict[str, float]:
     return figures
 
 
-def alternating(
-    rounds: int, load: Load, echo: Callable[[Load], Run], tutor: Callable[[Load], Run]
+async def alternating(
+    rounds: int, load: Load, echo: BotUnderTest, tutor: BotUnderTest
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Run the tutor and the echo bot in turns, `rounds` times each: on a shared machine a
+    """Measure the tutor and the echo bot in turns, `rounds` times each: on a shared machine a
     burst of someone else's load then hits both, not one. The echo bot is paced at the rate the
     tutor was just paced at."""
     echoes, tutors = [], []
-    for _ in range(rounds):
-        tutors.append(tutor(load))
-        echoes.append(echo(replace(load, paced_rate=tutors[-1].paced_rate)))
+    async with tutor, echo:
+        for _ in range(rounds):
+            tutors.append(await tutor.measure(load))
+            echoes.append(await echo.measure(replace(load, paced_rate=tutors[-1].paced_rate)))
     return combined(echoes), combined(tutors)
 
 
@@ -288,11 +314,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         figures[f"{prefix}_paced_p95_ratio"] = tutor["paced_p95_ms"] / echo["paced_p95_ms"]
 
     def compare(prefix: str, transport: str, new_database: Callable[[], str]) -> None:
-        echo, tutor = alternating(
-            args.rounds,
-            load,
-            lambda load: asyncio.run(measure_echo(transport, load)),
-            lambda load: asyncio.run(measure_tutor(transport, new_database(), load)),
+        echo, tutor = asyncio.run(
+            alternating(
+                args.rounds,
+                load,
+                echo_bot(transport, load),
+                tutor_bot(transport, new_database(), load),
+            )
         )
         report(prefix, echo, tutor)
 

@@ -2,7 +2,9 @@
 
 httpx (under python-telegram-bot) and aiohttp log request URLs, and a Bot API URL contains the
 token; the redacting filter on our handler replaces it wherever it appears, and those chatty
-loggers are kept at WARNING.
+loggers are kept at WARNING. So is `aiogram.event`, which writes one INFO line for every update
+handled ("Update id=… is handled"): per-update counts and timings are in the metrics, and its
+errors still come through.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from datetime import UTC, datetime
 from bot.config import Settings
 
 REDACTED = "<token>"
+CHATTY = ("httpx", "httpcore", "aiohttp.access", "apscheduler", "aiosqlite", "aiogram.event")
+"""Libraries' loggers kept at WARNING: request lines with the token in their URL, or a line per
+update."""
 
 
 class RedactToken(logging.Filter):
@@ -62,6 +67,6 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(level)
     if quiet_libraries:
-        for chatty in ("httpx", "httpcore", "aiohttp.access", "apscheduler", "aiosqlite"):
+        for chatty in CHATTY:
             logging.getLogger(chatty).setLevel(logging.WARNING)
     return handler
