@@ -176,6 +176,10 @@ class Run:
     paced_rate: float
 
 
+SPREAD = 10
+"""Learners start up to this many presses apart (`BotUnderTest.__aenter__`)."""
+
+
 class BotUnderTest:
     """One bot process beside its own loopback server and simulated learners, started once and
     measured in every round (an idle bot costs the other one nothing)."""
@@ -193,7 +197,9 @@ class BotUnderTest:
 
     async def __aenter__(self) -> BotUnderTest:
         """Start the process and bring every learner to a first keyboard (`first`, then
-        `warm_up` untimed presses)."""
+        `warm_up` untimed presses). Learner i then presses i % 10 times more, so that they are
+        spread over a lesson, as real learners are: in step, they would all reach the same
+        kind of item at once (every one a graded answer, say) and load the bot in waves."""
         self.server = BotAPIServer(token=TOKEN)
         base = await self.server.start()
         self.proc = bot_process(
@@ -210,6 +216,14 @@ class BotUnderTest:
             )
             for _ in range(self.warm_up):
                 await asyncio.gather(*(self.crowd.press(u) for u in self.crowd.ids))
+            for step in range(SPREAD):
+                await asyncio.gather(
+                    *(
+                        self.crowd.press(u)
+                        for i, u in enumerate(self.crowd.ids)
+                        if i % SPREAD > step
+                    )
+                )
         except BaseException:
             await self.__aexit__()
             raise
