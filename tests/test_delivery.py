@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -159,7 +160,7 @@ def sender_for(store, telegram, clock=None, **kw):
         Outbox(store.engine),
         compose,
         telegram.deliver,
-        Budget(kw.pop("rate", 500)),
+        kw.pop("budget", None) or Budget(kw.pop("rate", 500)),
         ChatSpacing(kw.pop("spacing", 1.0)),
         clock=clock or (lambda: NOW),
         idle_sleep=0.05,
@@ -265,6 +266,34 @@ async def test_403_marks_the_learner_blocked_and_cancels_their_rows(store):
     async with store.sessions() as s:
         assert await s.scalar(select(Learner.active).where(Learner.id == ids[0])) is False
         assert await s.scalar(select(Learner.active).where(Learner.id == ids[1])) is True
+
+
+async def test_401_pauses_sending_keeps_the_learner_and_says_why(store, caplog):
+    """Telegram refusing the token is the operator's problem: no learner is marked blocked, no
+    message is lost, the log says what to check, and sending resumes after the pause."""
+    ids = await add_learners(store, 1, due=None)
+    await enqueue(store, [1, 2], learner_ids={1: ids[0]})
+    clock_now = [NOW]
+    telegram = FakeTelegram([SendError("unauthorized", "Unauthorized")])
+    sender = sender_for(
+        store, telegram, clock=lambda: clock_now[0], concurrency=1, unauthorized_pause=0.3
+    )
+    started = asyncio.get_event_loop().time()
+    with caplog.at_level(logging.ERROR, logger="bot.delivery.sender"):
+        task = asyncio.create_task(sender.run(asyncio.Event(), until_idle=False))
+        await asyncio.sleep(0.15)
+        assert telegram.sent == [] and sender.stats.unauthorized == 1
+        assert sum("TELEGRAM_BOT_TOKEN" in r.message for r in caplog.records) == 1
+        async with store.sessions() as s:
+            assert await s.scalar(select(Learner.active).where(Learner.id == ids[0])) is True
+        clock_now[0] = NOW + timedelta(seconds=1)  # the refused row becomes due again
+        for _ in range(100):
+            if len(telegram.sent) == 2:
+                break
+            await asyncio.sleep(0.05)
+        task.cancel()
+    assert sorted(c for c, _ in telegram.sent) == [1, 2]
+    assert min(t for _, t in telegram.sent) - started >= 0.29
 
 
 async def test_an_expired_lease_is_claimed_again(store):

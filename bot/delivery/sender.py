@@ -9,6 +9,9 @@ back in small batches. Per outcome:
 * 5xx / network → back to "pending" with exponential backoff, "failed" with the reason after
   `max_attempts`;
 * 403 → the learner is marked blocked and their pending rows cancelled (never retried);
+* 401 → Telegram refuses the bot token: an error in the log, every send paused for
+  `UNAUTHORIZED_PAUSE`, the row back to "pending" (the learners are not blocked: the token is
+  at fault, not them, and a revoked token must not deactivate every learner it touches);
 * 400 → "failed" with Telegram's description (retrying cannot help).
 
 Rows claimed by a process that dies are claimed again when their lease expires, so a crash loses
@@ -34,6 +37,10 @@ from storage.outbox import Outbox, OutboxRow, Result
 
 log = logging.getLogger(__name__)
 
+UNAUTHORIZED_PAUSE = 60.0
+"""Seconds between tries while Telegram refuses the token: nothing is lost meanwhile, and
+delivery resumes by itself once the token is accepted again."""
+
 Compose = Callable[[OutboxRow], Awaitable[list[Action]]]
 Deliver = Callable[[int, Action], Awaitable[object]]
 
@@ -49,6 +56,7 @@ class SenderStats:
     failed: int = 0
     blocked: int = 0
     rate_limited: int = 0
+    unauthorized: int = 0
 
 
 class Sender:
@@ -67,6 +75,7 @@ class Sender:
         max_backoff: float = 300.0,
         flush_every: float = 0.1,
         idle_sleep: float = 0.5,
+        unauthorized_pause: float = UNAUTHORIZED_PAUSE,
     ):
         self.outbox = outbox
         self.compose = compose
@@ -80,6 +89,7 @@ class Sender:
         self.max_backoff = max_backoff
         self.flush_every = flush_every
         self.idle_sleep = idle_sleep
+        self.unauthorized_pause = unauthorized_pause
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self.stats = SenderStats()
         self.on_result: Callable[[str, str], None] | None = None
@@ -178,6 +188,18 @@ class Sender:
             return Result(
                 row.id, "retry", exc.description, now + timedelta(seconds=exc.retry_after)
             )
+        if exc.kind == "unauthorized":
+            self.stats.unauthorized += 1
+            if not self.budget.paused():
+                log.error(
+                    "Telegram refuses the bot token (%s); sending is paused for %.0f s. "
+                    "Check TELEGRAM_BOT_TOKEN against @BotFather.",
+                    exc.description,
+                    self.unauthorized_pause,
+                )
+            self.budget.pause(self.unauthorized_pause)
+            wait = timedelta(seconds=self.unauthorized_pause)
+            return Result(row.id, "retry", exc.description, now + wait)
         if exc.kind == "blocked":
             self.stats.blocked += 1
             return Result(row.id, "blocked", exc.description, learner_id=row.learner_id)

@@ -13,7 +13,14 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import InputFile, Update
-from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
+from telegram.error import (
+    BadRequest,
+    EndPointNotFound,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+)
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
@@ -56,7 +63,16 @@ class PtbApi:
             wait = exc.retry_after
             seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
             raise SendError("retry_after", exc.message, seconds) from exc
-        except (Forbidden, InvalidToken) as exc:
+        except InvalidToken as exc:
+            raise SendError("unauthorized", exc.message) from exc
+        except EndPointNotFound as exc:
+            # Once the bot is initialised, do_api_request turns PTB's InvalidToken (HTTP 401 or
+            # 404, which PTB does not tell apart) into this; Telegram's description does.
+            cause = exc.__cause__
+            if isinstance(cause, InvalidToken) and not cause.message.startswith("Not Found"):
+                raise SendError("unauthorized", cause.message) from exc
+            raise SendError("bad_request", exc.message) from exc
+        except Forbidden as exc:
             raise SendError("blocked", exc.message) from exc
         except BadRequest as exc:  # a subclass of NetworkError: must come first
             raise SendError("bad_request", exc.message) from exc

@@ -71,7 +71,7 @@ class SendError(Exception):
 
     def __init__(self, kind: str, description: str, retry_after: float = 0.0):
         super().__init__(f"{kind}: {description}")
-        self.kind = kind  # "retry_after" | "blocked" | "bad_request" | "transient"
+        self.kind = kind  # "retry_after" | "blocked" | "unauthorized" | "bad_request" | "transient"
         self.description = description
         self.retry_after = retry_after
 
@@ -79,9 +79,10 @@ class SendError(Exception):
 def bot_api_result(status: int, body: str) -> Any:
     """The `result` of a Bot API answer, or the answer's error as a `SendError`.
 
-    A 429 carries `retry_after`; 401 and 403 mean we may not write to this chat (the learner
-    blocked us, or the token was revoked); any other 4xx is a request Telegram will never accept;
-    5xx and an unreadable answer are worth retrying.
+    A 429 carries `retry_after`; 403 means we may not write to this chat (the learner blocked
+    us); 401 means Telegram refuses the bot token itself, which says nothing about the learner;
+    any other 4xx is a request Telegram will never accept; 5xx and an unreadable answer are worth
+    retrying.
     """
     try:
         payload = json.loads(body)
@@ -96,7 +97,9 @@ def bot_api_result(status: int, body: str) -> Any:
     retry_after = (payload.get("parameters") or {}).get("retry_after")
     if code == 429 and isinstance(retry_after, int | float):
         raise SendError("retry_after", description, float(retry_after))
-    if code in (401, 403):
+    if code == 401:
+        raise SendError("unauthorized", description)
+    if code == 403:
         raise SendError("blocked", description)
     if isinstance(code, int) and 400 <= code < 500:
         raise SendError("bad_request", description)

@@ -52,7 +52,13 @@ async def test_results_are_the_bot_apis_json(api_and_server):
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(429, "retry_after"), (403, "blocked"), (400, "bad_request"), (500, "transient")],
+    [
+        (429, "retry_after"),
+        (403, "blocked"),
+        (401, "unauthorized"),
+        (400, "bad_request"),
+        (500, "transient"),
+    ],
 )
 async def test_error_answers_become_send_errors(api_and_server, status, kind):
     api, server = api_and_server
@@ -62,6 +68,14 @@ async def test_error_answers_become_send_errors(api_and_server, status, kind):
     assert caught.value.kind == kind
     assert caught.value.retry_after == (3.0 if status == 429 else 0.0)
     await api.call("sendMessage", {"chat_id": 7, "text": "again"})  # the next call goes through
+
+
+async def test_an_unknown_method_is_a_bad_request_not_a_refused_token(api_and_server):
+    """PTB reports both 401 and 404 as an invalid token; only a 401 is one."""
+    api, _server = api_and_server
+    with pytest.raises(SendError) as caught:
+        await api.call("sendNothingAtAll", {"chat_id": 7})
+    assert caught.value.kind == "bad_request"
 
 
 async def test_a_broken_answer_or_connection_is_transient(api_and_server):
