@@ -12,7 +12,8 @@ from bot.i18n import compile_catalogs
 from bot.tutor.engine import Tutor
 from bot.tutor.ports import Clock, utcnow
 from bot.tutor.throttle import Throttle
-from storage.db import create_engine, upgrade
+from storage.checkpoints import WalCheckpointer
+from storage.db import create_engine, sqlite_database, upgrade
 from storage.repository import SqlStore
 
 
@@ -23,18 +24,24 @@ class App:
     engine: AsyncEngine
     store: SqlStore
     tutor: Tutor
+    checkpointer: WalCheckpointer | None = None
 
     async def close(self) -> None:
+        if self.checkpointer is not None:
+            await self.checkpointer.stop()
         await self.engine.dispose()
 
 
-async def build_app(settings: Settings, clock: Clock = utcnow) -> App:
+async def build_app(settings: Settings, clock: Clock = utcnow, serving: bool = False) -> App:
     """Load and check the content first (a broken file stops us before anything starts), then
-    compile translations, open the database and migrate it."""
+    compile translations, open the database and migrate it. `serving` (the bot, not a one-off
+    command): on SQLite, WAL checkpoints run on a worker thread (`storage.checkpoints`)."""
     catalog = load_catalog(settings.lessons_dir)
     if settings.locales_dir.is_dir():
         compile_catalogs(settings.locales_dir)
-    engine = create_engine(settings.database_url)
+    database = sqlite_database(settings.database_url) if serving else None
+    checkpointer = WalCheckpointer(database) if database not in (None, ":memory:") else None
+    engine = create_engine(settings.database_url, manual_checkpoints=checkpointer is not None)
     await upgrade(engine)
     store = SqlStore(engine)
     tutor = Tutor(
@@ -45,4 +52,6 @@ async def build_app(settings: Settings, clock: Clock = utcnow) -> App:
         admins=frozenset(f"tg:{user}" for user in settings.admins),
         throttle=Throttle.parse(settings.throttle),
     )
-    return App(settings, catalog, engine, store, tutor)
+    if checkpointer is not None:
+        checkpointer.start()
+    return App(settings, catalog, engine, store, tutor, checkpointer)

@@ -133,7 +133,7 @@ class TelegramService:
     async def start(self) -> None:
         if not self.settings.bot_token:
             raise ValueError("no token")
-        self.app = self.app or await build_app(self.settings)
+        self.app = self.app or await build_app(self.settings, serving=True)
         self.metrics = Metrics(engine=self.app.engine)
         gateway = TelegramGateway(self.app.tutor, self.settings.lessons_dir, metrics=self.metrics)
         self.runner = make_runner(

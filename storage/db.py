@@ -36,7 +36,9 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, **kwargs) -> AsyncEngine:
+def create_engine(url: str, *, manual_checkpoints: bool = False, **kwargs) -> AsyncEngine:
+    """`manual_checkpoints`: on SQLite, no automatic WAL checkpoint on our connection; the caller
+    runs a `storage.checkpoints.WalCheckpointer` instead (that module says why)."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -48,7 +50,7 @@ def create_engine(url: str, **kwargs) -> AsyncEngine:
         kwargs.setdefault("pool_timeout", 60)
         kwargs.setdefault("async_creator", inline_creator(parsed.database or ":memory:"))
         engine = create_async_engine(url, **kwargs)
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, manual_checkpoints)
         return engine
     # Enough pooled connections for a busy minute: past `pool_size`, SQLAlchemy opens overflow
     # connections and closes them again on return, and each new one pays the connect and every
@@ -61,7 +63,13 @@ def create_engine(url: str, **kwargs) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
+def sqlite_database(url: str) -> str | None:
+    """The SQLite file (or URI) a database URL names; None for another database."""
+    parsed = make_url(url)
+    return (parsed.database or ":memory:") if parsed.get_backend_name() == "sqlite" else None
+
+
+def _tune_sqlite(engine: AsyncEngine, manual_checkpoints: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
         # The sqlite3 module's transaction control is off (`inline_creator`); we emit BEGIN.
@@ -70,6 +78,8 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if manual_checkpoints:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

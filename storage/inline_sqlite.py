@@ -9,11 +9,12 @@ update through aiosqlite's thread and about 3 ms inline (docs/benchmarks.md).
 So on SQLite we keep SQLAlchemy's `sqlite+aiosqlite` dialect and aiosqlite's classes, and give
 the engine (through `create_async_engine(async_creator=...)`) a connection whose calls run at once
 instead of on the thread. What that trades away: a statement blocks the event loop while SQLite
-works. Within the process that never means waiting for a lock, since every transaction queues
-for the single pooled connection (`storage.db`); another process's write transaction (a CLI
-command) can make our `BEGIN IMMEDIATE` wait in SQLite's busy handler, with the loop, for as long
-as that transaction lasts. Deployments with several processes or heavy trainer traffic use
-PostgreSQL, which this module does not touch.
+works (in the bot, the WAL checkpoint, the one slow step, runs on a worker thread:
+`storage.checkpoints`). Within the process that never means waiting for a lock, since every
+transaction queues for the single pooled connection (`storage.db`); another process's write
+transaction (a CLI command) can make our `BEGIN IMMEDIATE` wait in SQLite's busy handler, with
+the loop, for as long as that transaction lasts. Deployments with several processes or heavy
+trainer traffic use PostgreSQL, which this module does not touch.
 
 It overrides aiosqlite's private `_execute`/`_connect`, so `pyproject.toml` pins aiosqlite's
 minor version and `tests/test_storage.py` checks that no worker thread is started.

@@ -219,3 +219,43 @@ async def test_sqlite_runs_on_the_loop_thread_with_its_pragmas(tmp_path):
     async with engine.connect() as conn:  # a disposed engine opens a new connection
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 1
     await engine.dispose()
+
+
+async def test_a_serving_sqlite_app_checkpoints_on_a_worker_thread(tmp_path):
+    """The bot's own connection never checkpoints inside a commit (that copy and fsync held every
+    update on the event loop); a background checkpointer keeps the WAL short instead."""
+    from bot.app import build_app
+    from bot.config import Settings
+    from tests.conftest import LESSONS
+
+    path = tmp_path / "tutor.db"
+    settings = Settings(database_url=f"sqlite:///{path}", lessons_dir=LESSONS)
+
+    async def autocheckpoint(app) -> int:
+        async with app.engine.connect() as conn:
+            return (await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar_one()
+
+    one_off = await build_app(settings)
+    assert one_off.checkpointer is None and await autocheckpoint(one_off) == 1000
+    await one_off.close()
+
+    app = await build_app(settings, serving=True)
+    try:
+        assert app.checkpointer is not None and await autocheckpoint(app) == 0
+        tutor = Tutor(app.catalog, app.store)
+        for n in range(30):
+            await tutor.handle(Who(f"tg:{n}", chat_id=n), Command("start", ""))
+        busy, frames, copied = await asyncio.to_thread(app.checkpointer.checkpoint)
+        assert busy == 0 and frames > 0 and copied == frames  # everything copied, off the loop
+        await tutor.handle(Who("tg:99", chat_id=99), Command("start", ""))
+        _busy, after, _copied = await asyncio.to_thread(app.checkpointer.checkpoint)
+        assert 0 < after < frames  # the WAL started again from its beginning
+        runs = app.checkpointer.runs
+        for _ in range(30):  # and it does so in the background, every second
+            await asyncio.sleep(0.1)
+            if app.checkpointer.runs > runs:
+                break
+        assert app.checkpointer.runs > runs
+    finally:
+        await app.close()
+    assert app.checkpointer.runs > 0
