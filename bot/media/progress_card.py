@@ -22,13 +22,13 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.patches import Rectangle
+from typing import TYPE_CHECKING
 
 from bot.media import BOLD, REGULAR, drawable_text, font_path
+
+if TYPE_CHECKING:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.font_manager import FontProperties
 
 __all__ = ["HEIGHT_PX", "WIDTH_PX", "ProgressPicture", "describe_progress", "render_progress_png"]
 
@@ -104,6 +104,11 @@ def _list_text(picture: ProgressPicture, key: str, items: list[tuple[str, float]
 
 def render_progress_png(picture: ProgressPicture) -> bytes:
     """The progress card as a 1080 × 1350 PNG (see the module docstring for the layout)."""
+    # matplotlib (and numpy) are imported on the first drawing, not with the bot: half a second
+    # of every start and about 40 MB of every process that never draws (the planner, the CLI).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     with _LOCK:
         fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI, facecolor="white")
         canvas = FigureCanvasAgg(fig)
@@ -128,7 +133,15 @@ class _Card:
         self.bold = str(font_path(BOLD))
 
     def font(self, px: float, bold: bool = False) -> FontProperties:
+        from matplotlib.font_manager import FontProperties
+
         return FontProperties(fname=self.bold if bold else self.regular, size=px * 72 / DPI)
+
+    def box(self, xy: tuple[float, float], width: float, height: float, **style) -> None:
+        """A rectangle in pixels (`style`: matplotlib patch properties)."""
+        from matplotlib.patches import Rectangle
+
+        self.ax.add_patch(Rectangle(xy, width, height, **style))
 
     def text(self, x: float, y: float, value: str, prop: FontProperties, **kw) -> None:
         self.ax.text(
@@ -190,26 +203,22 @@ class _Card:
                     continue
                 x, y = grid_left + col * pitch, grid_top + row * pitch
                 done = day in self.p.practice_days
-                self.ax.add_patch(
-                    Rectangle(
-                        (x + gap / 2, y + gap / 2),
-                        pitch - gap,
-                        pitch - gap,
-                        facecolor=_AREA if done else _EMPTY,
-                        edgecolor=_AREA if done else _EMPTY_EDGE,
-                        linewidth=1.0,
-                    )
+                self.box(
+                    (x + gap / 2, y + gap / 2),
+                    pitch - gap,
+                    pitch - gap,
+                    facecolor=_AREA if done else _EMPTY,
+                    edgecolor=_AREA if done else _EMPTY_EDGE,
+                    linewidth=1.0,
                 )
                 if day == self.p.today:
-                    self.ax.add_patch(
-                        Rectangle(
-                            (x - 1, y - 1),
-                            pitch + 2,
-                            pitch + 2,
-                            facecolor="none",
-                            edgecolor=_INK,
-                            linewidth=3.5 * 72 / DPI,
-                        )
+                    self.box(
+                        (x - 1, y - 1),
+                        pitch + 2,
+                        pitch + 2,
+                        facecolor="none",
+                        edgecolor=_INK,
+                        linewidth=3.5 * 72 / DPI,
                     )
         return grid_top + 7 * pitch
 
@@ -267,21 +276,17 @@ class _Card:
             label_y = row_top + pitch * 0.22 if stacked else cy
             label = self.fit(_clean_line(name) or "—", prop, label_w)
             self.text(_MARGIN, label_y, label, prop, color=_INK)
-            self.ax.add_patch(
-                Rectangle(
-                    (track_left, cy - bar_h / 2),
-                    track_right - track_left,
-                    bar_h,
-                    facecolor=_EMPTY,
-                    edgecolor=_EMPTY_EDGE,
-                    linewidth=1.0,
-                )
+            self.box(
+                (track_left, cy - bar_h / 2),
+                track_right - track_left,
+                bar_h,
+                facecolor=_EMPTY,
+                edgecolor=_EMPTY_EDGE,
+                linewidth=1.0,
             )
             fill = (track_right - track_left) * _share(share)
             if fill > 0:
-                self.ax.add_patch(
-                    Rectangle((track_left, cy - bar_h / 2), fill, bar_h, facecolor=color, lw=0)
-                )
+                self.box((track_left, cy - bar_h / 2), fill, bar_h, facecolor=color, lw=0)
             self.text(
                 WIDTH_PX - _MARGIN,
                 cy,
