@@ -32,6 +32,7 @@ class WalCheckpointer:
         self.runs = 0
         self._connection: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def checkpoint(self) -> tuple[int, int, int]:
         """One PASSIVE checkpoint: (busy, frames in the WAL, frames copied). Blocking."""
@@ -50,17 +51,19 @@ class WalCheckpointer:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.every)
+            with contextlib.suppress(TimeoutError):  # the wait ends early only for a stop
+                await asyncio.wait_for(self._stopping.wait(), self.every)
+                return
             try:
                 await asyncio.to_thread(self.checkpoint)
             except sqlite3.Error as exc:  # another process checkpointing, a disk error: next time
                 log.warning("WAL checkpoint failed: %s", exc)
 
     async def stop(self) -> None:
+        """Let a checkpoint under way finish (its thread cannot be cancelled), then close."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            await self._task
             self._task = None
         if self._connection is not None:
             self._connection.close()

@@ -115,6 +115,17 @@ class Answer(Base):
     """lesson | review | booster: where the answer was given."""
 
 
+ANSWER_FACT_COLUMNS = (
+    Answer.question_id,
+    Answer.lesson_id,
+    Answer.choice,
+    Answer.correct,
+    Answer.answered_at,
+    Answer.context,
+)
+"""An answer as the engine reads it (`bot.tutor.ports.AnswerFact`, in that order)."""
+
+
 class LessonCompletion(Base):
     __tablename__ = "lesson_completions"
 

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 from bot.tutor.events import Who
 from bot.tutor.ports import AnswerFact, CertificateFact, LearnerState
 from storage.models import (
+    ANSWER_FACT_COLUMNS,
     Answer,
     Booster,
     Certificate,
@@ -93,14 +94,7 @@ _ANSWERED = select(Answer.id).where(
 )
 _INSERT_ANSWER = _insert_ignoring(Answer, "learner_id", "token")
 _ANSWERS = (
-    select(
-        Answer.question_id,
-        Answer.lesson_id,
-        Answer.choice,
-        Answer.correct,
-        Answer.answered_at,
-        Answer.context,
-    )
+    select(*ANSWER_FACT_COLUMNS)
     .where(Answer.learner_id == bindparam("b_learner"))
     .order_by(Answer.answered_at, Answer.id)
 )

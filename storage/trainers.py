@@ -16,6 +16,7 @@ from sqlalchemy import String, and_, case, cast, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import (
+    ANSWER_FACT_COLUMNS,
     Answer,
     Broadcast,
     Cohort,
@@ -218,15 +219,7 @@ class TrainerQueries:
 
     async def cohort_answers(self, cohort_ids: list[int]) -> list[Any]:
         query = (
-            select(
-                Answer.learner_id,
-                Answer.question_id,
-                Answer.lesson_id,
-                Answer.choice,
-                Answer.correct,
-                Answer.answered_at,
-                Answer.context,
-            )
+            select(Answer.learner_id, *ANSWER_FACT_COLUMNS)
             .where(Answer.learner_id.in_(self._audience_ids(cohort_ids)))
             .order_by(Answer.answered_at, Answer.id)
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,8 +65,13 @@ class _Source:
     text: str
     data: Any
 
+    @cached_property
+    def node(self) -> yaml.Node | None:
+        """The node tree, composed on the first error only (a valid file never needs it)."""
+        return yaml.compose(self.text, Loader=SAFE_LOADER)
+
     def line_of(self, loc: Iterable[Any]) -> int:
-        node = yaml.compose(self.text, Loader=SAFE_LOADER)
+        node = self.node
         if node is None:
             return 1
         for part in loc:

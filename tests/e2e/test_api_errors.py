@@ -3,6 +3,9 @@ error answer mapped to the `SendError` the sender acts on."""
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import asynccontextmanager
+
 import pytest
 
 from bot.runtime import make_runner
@@ -115,12 +118,9 @@ def test_polled_updates_are_kept_until_claimed_once():
     assert list(polled.raw) == [7]
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_polled_updates_reach_the_gateway_as_received(transport):
-    """Through each framework's own polling, the gateway gets the JSON kept by the framework's
-    JSON-decoding hook, not a copy rebuilt from the framework's objects."""
-    import asyncio
-
+@asynccontextmanager
+async def polling(transport: str):
+    """A runner polling the loopback server; yields (server, runner, the updates it handled)."""
     server = BotAPIServer(token=TOKEN)
     base = await server.start()
     seen: list[dict] = []
@@ -130,30 +130,37 @@ async def test_polled_updates_reach_the_gateway_as_received(transport):
             seen.append(raw)
 
     runner = make_runner(transport, TOKEN, base, gateway=Gateway())
-    claimed: list[dict | None] = []
-    claim = runner.polled.claim
-    runner.polled.claim = lambda update_id: claimed.append(claim(update_id)) or claimed[-1]
     await runner.start()
-    polling = asyncio.create_task(runner.poll(polling_timeout=1))
+    task = asyncio.create_task(runner.poll(polling_timeout=1))
     try:
+        yield server, runner, seen
+    finally:
+        await runner.stop_polling()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await runner.close()
+        await server.stop()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_polled_updates_reach_the_gateway_as_received(transport):
+    """Through each framework's own polling, the gateway gets the JSON kept by the framework's
+    JSON-decoding hook, not a copy rebuilt from the framework's objects."""
+    async with polling(transport) as (server, runner, seen):
+        claimed: list[dict | None] = []
+        claim = runner.polled.claim
+        runner.polled.claim = lambda update_id: claimed.append(claim(update_id)) or claimed[-1]
         server.user_sends(42, "/start")
         await server.wait_for(lambda: seen, timeout=10)
         assert seen[0]["message"]["text"] == "/start"
         assert claimed and claimed[0] is seen[0]
         assert runner.polled.raw == {}
-    finally:
-        await runner.stop_polling()
-        polling.cancel()
-        await asyncio.gather(polling, return_exceptions=True)
-        await runner.close()
-        await server.stop()
 
 
 async def test_aiogram_polling_does_not_rebuild_its_response_class(monkeypatch):
     """aiogram reads each getUpdates answer as `Response[list[Update]]`, a pydantic class that
     pydantic caches only weakly. Without the adapter's strong reference, the cyclic GC frees it
     and the next poll builds it again (milliseconds of work on the event loop, every time)."""
-    import asyncio
     import gc
 
     from pydantic._internal import _generics
@@ -166,18 +173,7 @@ async def test_aiogram_polling_does_not_rebuild_its_response_class(monkeypatch):
         return build(name, *args, **kwargs)
 
     monkeypatch.setattr(_generics, "create_generic_submodel", counting)
-    server = BotAPIServer(token=TOKEN)
-    base = await server.start()
-    seen: list[dict] = []
-
-    class Gateway:
-        async def handle(self, raw, _api):
-            seen.append(raw)
-
-    runner = make_runner("aiogram", TOKEN, base, gateway=Gateway())
-    await runner.start()
-    polling = asyncio.create_task(runner.poll(polling_timeout=1))
-    try:
+    async with polling("aiogram") as (server, _runner, seen):
         for n in range(1, 7):
             if n == 2:
                 built.clear()  # the first poll builds it once, as it should
@@ -186,9 +182,3 @@ async def test_aiogram_polling_does_not_rebuild_its_response_class(monkeypatch):
             await server.wait_for(lambda n=n: len(seen) == n, timeout=10)
         assert len(server.calls("getUpdates")) >= 6
         assert built == []
-    finally:
-        await runner.stop_polling()
-        polling.cancel()
-        await asyncio.gather(polling, return_exceptions=True)
-        await runner.close()
-        await server.stop()
