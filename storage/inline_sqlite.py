@@ -22,6 +22,7 @@ minor version and `tests/test_storage.py` checks that no worker thread is starte
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -48,9 +49,16 @@ class InlineConnection(aiosqlite.Connection):
     def __await__(self):
         return self._connect().__await__()
 
+    @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The sqlite3 connection itself (`storage.direct` runs statements on it)."""
+        return self._conn
+
     def begin_immediate(self) -> None:
-        """Start a transaction holding SQLite's write lock (called from SQLAlchemy's "begin")."""
-        self._conn.execute("BEGIN IMMEDIATE")
+        """Start a transaction holding SQLite's write lock (called from SQLAlchemy's "begin"),
+        unless `storage.direct` has already started the unit's."""
+        if not self._conn.in_transaction:
+            self._conn.execute("BEGIN IMMEDIATE")
 
     async def close(self) -> None:
         self.stop()
@@ -58,9 +66,13 @@ class InlineConnection(aiosqlite.Connection):
     def stop(self) -> None:
         """Close at once (SQLAlchemy calls this to terminate a connection)."""
         self._running = False
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # aiosqlite's __del__ calls this for a connection nobody closed, on whichever
+            # thread the garbage collector runs; sqlite3 refuses a close from another thread
+            # and closes the connection itself when it is freed.
+            with contextlib.suppress(sqlite3.ProgrammingError):
+                connection.close()
 
 
 def inline_creator(database: str) -> Callable[[], Any]:

@@ -14,14 +14,13 @@ learner handled at once cannot interleave their read-modify-write.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     bindparam,
     delete,
     func,
@@ -36,6 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 
 from bot.tutor.events import Who
 from bot.tutor.ports import AnswerFact, CertificateFact, LearnerState
+from storage.direct import DirectSqlite
+from storage.inline_sqlite import InlineConnection
 from storage.models import (
     ANSWER_FACT_COLUMNS,
     Answer,
@@ -167,15 +168,27 @@ class SqlStore:
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[SqlRepository]:
-        """One connection and one transaction. The first statement begins it (SQLAlchemy's
-        autobegin; `storage.db` takes SQLite's write lock there). The learner write-back and the
-        commit go to SQLAlchemy's sync core in one hand-off: each separate `await` on an async
-        connection is a greenlet switch and a loop wake-up, and a unit pays them on every
-        update. An exception rolls the transaction back when the connection is returned."""
+        """One connection and one transaction, which the first statement begins (on SQLite with
+        the write lock). On SQLite's inline connection the update's statements run straight on
+        the driver (`storage.direct`). Elsewhere the learner write-back and the commit go to
+        SQLAlchemy's sync core in one hand-off: each separate `await` on an async connection is
+        a greenlet switch and a loop wake-up, and a unit pays them on every update. An exception
+        rolls the transaction back."""
         async with self.engine.connect() as conn:
             repo = SqlRepository(conn)
-            yield repo
-            await conn.run_sync(repo.finish)
+            direct = repo.direct
+            if direct is None:
+                yield repo
+                await conn.run_sync(lambda sync: repo.finish(sync.execute, sync.commit))
+                return
+            try:
+                yield repo
+            except BaseException:
+                direct.rollback()
+                raise
+            repo.finish(direct.write, direct.commit)
+            if conn.in_transaction():  # SQLAlchemy ran a statement too; its commit is a no-op
+                await conn.commit()
 
 
 class SqlRepository(TrainerQueries, PrivacyQueries):
@@ -183,20 +196,41 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         self.conn = conn
         self.dialect = conn.dialect.name
         self._loaded: dict[int, tuple[LearnerRow, dict[str, Any]]] = {}
+        driver = conn.sync_connection.connection.driver_connection if conn.sync_connection else None
+        self.direct = (
+            DirectSqlite(driver.sqlite, conn.dialect)
+            if isinstance(driver, InlineConnection)
+            else None
+        )
+        """The update's statements straight on SQLite's driver, or None (PostgreSQL)."""
+
+    async def _rows(self, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
+        if self.direct is not None:
+            return self.direct.rows(statement, params)
+        return (await self.conn.execute(statement, params)).all()
+
+    async def _write(self, statement: Any, values: dict[str, Any]) -> int:
+        """An INSERT or UPDATE of these column values (and bound parameters): rows changed."""
+        if self.direct is not None:
+            return self.direct.write(statement, values)
+        return (await self.conn.execute(statement, values)).rowcount
 
     def _insert(self, table):
         return _INSERTS[self.dialect](table)
 
     async def _load(self, statement, key: str | int) -> LearnerRow | None:
-        row = (await self.conn.execute(statement, {"b_key": key})).first()
-        if row is None:
+        rows = await self._rows(statement, {"b_key": key})
+        if not rows:
             return None
-        learner = LearnerRow(*row)
-        self._loaded[learner.id] = (learner, dict(zip(FIELDS, row, strict=True)))
+        learner = LearnerRow(*rows[0])
+        self._loaded[learner.id] = (learner, dict(zip(FIELDS, rows[0], strict=True)))
         return learner
 
-    def finish(self, conn: Connection) -> None:
-        """Write back the columns the engine changed on the learners it loaded, and commit."""
+    def finish(
+        self, write: Callable[[Any, dict[str, Any]], Any], commit: Callable[[], Any]
+    ) -> None:
+        """Write back the columns the engine changed on the learners it loaded, and commit
+        (sync: `write` and `commit` are the direct driver's or SQLAlchemy's sync core's)."""
         for learner, before in self._loaded.values():
             changed = {
                 name: getattr(learner, name)
@@ -204,9 +238,9 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
                 if getattr(learner, name) != before[name]
             }
             if changed:
-                conn.execute(_UPDATE_LEARNER, {"b_learner": learner.id, **changed})
+                write(_UPDATE_LEARNER, {"b_learner": learner.id, **changed})
         self._loaded.clear()
-        conn.commit()
+        commit()
 
     async def learner(self, who: Who, now: datetime) -> LearnerRow:
         learner = await self._load(_LEARNER_BY_EXTERNAL_ID, who.external_id)
@@ -239,8 +273,7 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         return await self._load(_LEARNER_BY_ID, learner_id)
 
     async def answered(self, learner_id: int, token: str) -> bool:
-        params = {"b_learner": learner_id, "b_token": token}
-        return (await self.conn.execute(_ANSWERED, params)).first() is not None
+        return bool(await self._rows(_ANSWERED, {"b_learner": learner_id, "b_token": token}))
 
     async def record_answer(
         self,
@@ -254,7 +287,7 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         at: datetime,
         context: str = "lesson",
     ) -> bool:
-        result = await self.conn.execute(
+        changed = await self._write(
             _INSERT_ANSWER[self.dialect],
             {
                 "learner_id": learner_id,
@@ -267,22 +300,22 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
                 "context": context,
             },
         )
-        return bool(result.rowcount)
+        return bool(changed)
 
     async def answers(
         self, learner_id: int, questions: Collection[str] | None = None
     ) -> list[AnswerFact]:
         if questions is None:
-            rows = await self.conn.execute(_ANSWERS, {"b_learner": learner_id})
-        else:
+            rows = await self._rows(_ANSWERS, {"b_learner": learner_id})
+        else:  # an expanding IN: SQLAlchemy's execution (storage.direct)
             params = {"b_learner": learner_id, "b_questions": list(questions)}
-            rows = await self.conn.execute(_ANSWERS_TO, params)
+            rows = (await self.conn.execute(_ANSWERS_TO, params)).all()
         return [AnswerFact(*row) for row in rows]
 
     async def complete_lesson(
         self, learner_id: int, lesson_id: str, course_id: str, at: datetime
     ) -> bool:
-        result = await self.conn.execute(
+        changed = await self._write(
             _INSERT_COMPLETION[self.dialect],
             {
                 "learner_id": learner_id,
@@ -291,39 +324,37 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
                 "completed_at": at,
             },
         )
-        return bool(result.rowcount)
+        return bool(changed)
 
     async def completed_lessons(self, learner_id: int) -> set[str]:
-        return set(await self.conn.scalars(_COMPLETED, {"b_learner": learner_id}))
+        return {lesson for (lesson,) in await self._rows(_COMPLETED, {"b_learner": learner_id})}
 
     async def add_practice_day(self, learner_id: int, day: date) -> None:
-        await self.conn.execute(
+        await self._write(
             _INSERT_PRACTICE_DAY[self.dialect], {"learner_id": learner_id, "day": day}
         )
 
     async def practice_days(self, learner_id: int) -> list[date]:
-        return list(await self.conn.scalars(_PRACTICE_DAYS, {"b_learner": learner_id}))
+        return [day for (day,) in await self._rows(_PRACTICE_DAYS, {"b_learner": learner_id})]
 
     async def link_poll(self, poll_id: str, learner_id: int, token: str, at: datetime) -> None:
-        await self.conn.execute(
+        await self._write(
             _INSERT_POLL_LINK[self.dialect],
             {"poll_id": poll_id, "learner_id": learner_id, "token": token, "created_at": at},
         )
 
     async def poll_token(self, learner_id: int, poll_id: str) -> str | None:
-        params = {"b_poll": poll_id, "b_learner": learner_id}
-        return (await self.conn.execute(_POLL_TOKEN, params)).scalar_one_or_none()
+        rows = await self._rows(_POLL_TOKEN, {"b_poll": poll_id, "b_learner": learner_id})
+        return rows[0][0] if rows else None
 
     async def pauses(self, learner_id: int) -> list[tuple[date, date]]:
-        rows = await self.conn.execute(_PAUSES, {"b_learner": learner_id})
+        rows = await self._rows(_PAUSES, {"b_learner": learner_id})
         return [(first, last) for first, last in rows]
 
     async def streak_history(self, learner_id: int) -> tuple[list[date], list[tuple[date, date]]]:
         days: list[date] = []
         pauses: list[tuple[date, date]] = []
-        for first, last, paused in await self.conn.execute(
-            _STREAK_HISTORY, {"b_learner": learner_id}
-        ):
+        for first, last, paused in await self._rows(_STREAK_HISTORY, {"b_learner": learner_id}):
             if paused:
                 pauses.append((first, last))
             else:
@@ -355,24 +386,24 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
             )
 
     async def review_card(self, learner_id: int, question_id: str) -> dict | None:
-        params = {"b_learner": learner_id, "b_question": question_id}
-        return (await self.conn.execute(_REVIEW_CARD, params)).scalar_one_or_none()
+        rows = await self._rows(_REVIEW_CARD, {"b_learner": learner_id, "b_question": question_id})
+        return rows[0][0] if rows else None
 
     async def save_review_card(
         self, learner_id: int, question_id: str, due: datetime, card: dict
     ) -> None:
-        await self.conn.execute(
+        await self._write(
             _SAVE_REVIEW_CARD[self.dialect],
             {"learner_id": learner_id, "question_id": question_id, "due": due, "card": card},
         )
 
     async def due_reviews(self, learner_id: int, now: datetime, limit: int) -> list[str]:
         params = {"b_learner": learner_id, "b_now": now, "b_limit": limit}
-        return list(await self.conn.scalars(_DUE_REVIEWS, params))
+        return [question for (question,) in await self._rows(_DUE_REVIEWS, params)]
 
     async def answers_since(self, learner_id: int, since: datetime, context: str) -> int:
         params = {"b_learner": learner_id, "b_since": since, "b_context": context}
-        return await self.conn.scalar(_ANSWERS_SINCE, params) or 0
+        return (await self._rows(_ANSWERS_SINCE, params))[0][0] or 0
 
     async def save_test_score(
         self,
@@ -414,9 +445,8 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
             )
 
     async def due_booster(self, learner_id: int, today: date) -> tuple[str, int] | None:
-        params = {"b_learner": learner_id, "b_today": today}
-        row = (await self.conn.execute(_DUE_BOOSTER, params)).first()
-        return (row[0], row[1]) if row else None
+        rows = await self._rows(_DUE_BOOSTER, {"b_learner": learner_id, "b_today": today})
+        return (rows[0][0], rows[0][1]) if rows else None
 
     async def finish_booster(
         self, learner_id: int, course_id: str, number: int, at: datetime
