@@ -98,6 +98,3 @@ class DirectSqlite:
 
     def commit(self) -> None:
         self.connection.commit()
-
-    def rollback(self) -> None:
-        self.connection.rollback()

@@ -172,21 +172,16 @@ class SqlStore:
         the write lock). On SQLite's inline connection the update's statements run straight on
         the driver (`storage.direct`). Elsewhere the learner write-back and the commit go to
         SQLAlchemy's sync core in one hand-off: each separate `await` on an async connection is
-        a greenlet switch and a loop wake-up, and a unit pays them on every update. An exception
-        rolls the transaction back."""
+        a greenlet switch and a loop wake-up, and a unit pays them on every update. After an
+        exception, the pool rolls the transaction back as it takes the connection back (its
+        reset on return, which sees the driver's transaction too)."""
         async with self.engine.connect() as conn:
             repo = SqlRepository(conn)
-            direct = repo.direct
-            if direct is None:
-                yield repo
+            yield repo
+            if repo.direct is None:
                 await conn.run_sync(lambda sync: repo.finish(sync.execute, sync.commit))
                 return
-            try:
-                yield repo
-            except BaseException:
-                direct.rollback()
-                raise
-            repo.finish(direct.write, direct.commit)
+            repo.finish(repo.direct.write, repo.direct.commit)
             if conn.in_transaction():  # SQLAlchemy ran a statement too; its commit is a no-op
                 await conn.commit()
 

@@ -162,6 +162,48 @@ async def test_a_failed_unit_rolls_back(store):
         assert await repo.completed_lessons(learner.id) == set()
 
 
+async def test_sqlite_units_run_on_the_driver_and_end_their_transaction(sqlite_store, tmp_path):
+    """storage/direct.py: the unit's statements bypass SQLAlchemy's execution on SQLite, yet a
+    unit that also runs a statement through SQLAlchemy commits once, and a failed unit rolls
+    back and releases the write lock. Seen from a second sqlite3 connection, as another process
+    would see it."""
+    import sqlite3
+
+    async with sqlite_store.unit() as repo:
+        assert repo.direct is not None
+        learner = await repo.learner(WHO, NOW)
+        await repo.record_answer(
+            learner.id,
+            question_id="q1",
+            lesson_id="l1",
+            token="t1",
+            choice="0",
+            correct=True,
+            at=NOW,
+        )
+        await repo.save_review_card(learner.id, "q1", NOW, {"due": "x", "stability": 1.5})
+        facts = await repo.answers(learner.id, ["q1"])  # an expanding IN: SQLAlchemy's path
+        assert [f.question_id for f in facts] == ["q1"]
+        learner.streak_days = 3
+    other = sqlite3.connect(tmp_path / "tutor.db", isolation_level=None, timeout=0.1)
+    assert other.execute("select count(*) from answers").fetchone() == (1,)
+    assert other.execute("select streak_days from learners").fetchone() == (3,)
+    async with sqlite_store.unit() as repo:
+        assert await repo.review_card(learner.id, "q1") == {"due": "x", "stability": 1.5}
+        assert await repo.answers_since(learner.id, NOW, "lesson") == 1
+        assert await repo.answers_since(learner.id, datetime(2027, 1, 1, tzinfo=UTC), "x") == 0
+
+    with pytest.raises(RuntimeError):
+        async with sqlite_store.unit() as repo:
+            learner = await repo.learner(WHO, NOW)
+            await repo.complete_lesson(learner.id, "l1", "c", NOW)
+            raise RuntimeError("boom")
+    other.execute("BEGIN IMMEDIATE")  # the failed unit holds no lock
+    assert other.execute("select count(*) from lesson_completions").fetchone() == (0,)
+    other.execute("ROLLBACK")
+    other.close()
+
+
 async def test_full_lesson_journey_on_each_database(store, catalog, clock):
     tutor = Tutor(catalog, store, clock=clock)
     chat = Chat(tutor)
