@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 
 from bot.tutor.events import Who
 from bot.tutor.ports import AnswerFact, CertificateFact, LearnerState
-from storage.direct import DirectSqlite
+from storage.direct import DirectPostgres, DirectSqlite
 from storage.inline_sqlite import InlineConnection
 from storage.models import (
     ANSWER_FACT_COLUMNS,
@@ -197,17 +197,25 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
             if isinstance(driver, InlineConnection)
             else None
         )
-        """The update's statements straight on SQLite's driver, or None (PostgreSQL)."""
+        """The update's statements straight on SQLite's driver (storage.direct)."""
+        self.postgres = (
+            DirectPostgres(driver, conn.dialect) if self.dialect == "postgresql" else None
+        )
+        """Or on asyncpg, once SQLAlchemy has opened the transaction."""
 
     async def _rows(self, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
         if self.direct is not None:
             return self.direct.rows(statement, params)
+        if self.postgres is not None and self.postgres.in_transaction():
+            return await self.postgres.rows(statement, params)
         return (await self.conn.execute(statement, params)).all()
 
     async def _write(self, statement: Any, values: dict[str, Any]) -> int:
         """An INSERT or UPDATE of these column values (and bound parameters): rows changed."""
         if self.direct is not None:
             return self.direct.write(statement, values)
+        if self.postgres is not None and self.postgres.in_transaction():
+            return await self.postgres.write(statement, values)
         return (await self.conn.execute(statement, values)).rowcount
 
     def _insert(self, table):

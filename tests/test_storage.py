@@ -13,6 +13,7 @@ from sqlalchemy import text
 from bot.tutor.engine import Tutor
 from bot.tutor.events import Command, Press, Who
 from storage.db import create_engine, current_revision, upgrade
+from storage.direct import DirectPostgres
 from storage.models import Base
 from tests.chat import Chat, take_lesson
 
@@ -99,7 +100,7 @@ async def test_answers_to_chosen_questions_and_the_streak_history(store):
         )
 
 
-async def test_statements_per_update_stay_within_budget(store, catalog, clock):
+async def test_statements_per_update_stay_within_budget(store, catalog, clock, monkeypatch):
     """Each statement is a round trip to PostgreSQL, and each round trip waits for a turn of a
     busy event loop: these counts are what an update's latency is made of (docs/benchmarks.md).
     A new statement on these paths should be a decision, not an accident. Counted where the
@@ -107,19 +108,43 @@ async def test_statements_per_update_stay_within_budget(store, catalog, clock):
     from sqlalchemy import event
 
     statements: list[str] = []
+    direct_calls: list[str] = []  # PostgreSQL: those that bypassed SQLAlchemy (storage.direct)
+
+    def keep(sql: str) -> None:
+        if not sql.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            statements.append(sql)
+
     if store.engine.dialect.name == "sqlite":  # the pool's one connection
         async with store.engine.connect() as conn:
             sqlite = (await conn.get_raw_connection()).driver_connection.sqlite
-        sqlite.set_trace_callback(
-            lambda sql: (
-                None if sql.startswith(("BEGIN", "COMMIT", "ROLLBACK")) else statements.append(sql)
-            )
-        )
-    else:
+        sqlite.set_trace_callback(keep)
+    else:  # each statement where it goes to asyncpg: through SQLAlchemy or storage.direct
         event.listen(
             store.engine.sync_engine,
             "before_cursor_execute",
-            lambda _conn, _cursor, statement, *_rest: statements.append(statement),
+            lambda _conn, _cursor, statement, *_rest: keep(statement),
+        )
+
+        class Counted:
+            def __init__(self, driver):
+                self.driver = driver
+
+            def is_in_transaction(self) -> bool:
+                return self.driver.is_in_transaction()
+
+            async def fetch(self, sql, *args):
+                keep(sql)
+                direct_calls.append(sql)
+                return await self.driver.fetch(sql, *args)
+
+            async def execute(self, sql, *args):
+                keep(sql)
+                direct_calls.append(sql)
+                return await self.driver.execute(sql, *args)
+
+        direct = DirectPostgres.__init__
+        monkeypatch.setattr(
+            DirectPostgres, "__init__", lambda self, driver, d: direct(self, Counted(driver), d)
         )
     chat = Chat(Tutor(catalog, store, clock=clock))
     await chat.onboard()
@@ -147,6 +172,8 @@ async def test_statements_per_update_stay_within_budget(store, catalog, clock):
     assert most("a", "ok") == 5  # + the answer, and the review card read and written
     assert ends == [10, 9]  # + completion, day, streak, grades, next lesson (the day once a day)
     assert most("today") == 5  # learner, booster, due reviews, completed lessons, write
+    if store.engine.dialect.name == "postgresql":
+        assert any(sql.startswith("INSERT INTO answers") for sql in direct_calls)
 
 
 async def test_a_failed_unit_rolls_back(store):
