@@ -14,7 +14,7 @@ learner handled at once cannot interleave their read-modify-write.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from datetime import date, datetime, timedelta
@@ -169,21 +169,14 @@ class SqlStore:
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[SqlRepository]:
         """One connection and one transaction, which the first statement begins (on SQLite with
-        the write lock). On SQLite's inline connection the update's statements run straight on
-        the driver (`storage.direct`). Elsewhere the learner write-back and the commit go to
-        SQLAlchemy's sync core in one hand-off: each separate `await` on an async connection is
-        a greenlet switch and a loop wake-up, and a unit pays them on every update. After an
-        exception, the pool rolls the transaction back as it takes the connection back (its
-        reset on return, which sees the driver's transaction too)."""
+        the write lock). The update's statements run straight on the driver (`storage.direct`):
+        on SQLite all of them, on PostgreSQL those after the first. After an exception, the pool
+        rolls the transaction back as it takes the connection back (its reset on return, which
+        sees the driver's transaction too)."""
         async with self.engine.connect() as conn:
             repo = SqlRepository(conn)
             yield repo
-            if repo.direct is None:
-                await conn.run_sync(lambda sync: repo.finish(sync.execute, sync.commit))
-                return
-            repo.finish(repo.direct.write, repo.direct.commit)
-            if conn.in_transaction():  # SQLAlchemy ran a statement too; its commit is a no-op
-                await conn.commit()
+            await repo.finish()
 
 
 class SqlRepository(TrainerQueries, PrivacyQueries):
@@ -229,11 +222,8 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         self._loaded[learner.id] = (learner, dict(zip(FIELDS, rows[0], strict=True)))
         return learner
 
-    def finish(
-        self, write: Callable[[Any, dict[str, Any]], Any], commit: Callable[[], Any]
-    ) -> None:
-        """Write back the columns the engine changed on the learners it loaded, and commit
-        (sync: `write` and `commit` are the direct driver's or SQLAlchemy's sync core's)."""
+    async def finish(self) -> None:
+        """Write back the columns the engine changed on the learners it loaded, and commit."""
         for learner, before in self._loaded.values():
             changed = {
                 name: getattr(learner, name)
@@ -241,9 +231,12 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
                 if getattr(learner, name) != before[name]
             }
             if changed:
-                write(_UPDATE_LEARNER, {"b_learner": learner.id, **changed})
+                await self._write(_UPDATE_LEARNER, {"b_learner": learner.id, **changed})
         self._loaded.clear()
-        commit()
+        if self.direct is not None:
+            self.direct.commit()
+        if self.conn.in_transaction():  # on SQLite, after the driver's commit, a no-op
+            await self.conn.commit()
 
     async def learner(self, who: Who, now: datetime) -> LearnerRow:
         learner = await self._load(_LEARNER_BY_EXTERNAL_ID, who.external_id)
