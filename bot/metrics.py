@@ -147,11 +147,14 @@ class Metrics:
             "(from the database).",
             registry=reg,
         )
-        for kind in UPDATE_TYPES:
-            self.updates.labels(type=kind)
-        for kind in SEND_KINDS:
-            for result in SEND_RESULTS:
-                self.messages_sent.labels(kind=kind, result=result)
+        # Each labelled series made once: `labels()` takes a lock and builds a key on every
+        # call, and these are counted on every update and every reply.
+        self._updates_of = {kind: self.updates.labels(type=kind) for kind in UPDATE_TYPES}
+        self._sent_of = {
+            (kind, result): self.messages_sent.labels(kind=kind, result=result)
+            for kind in SEND_KINDS
+            for result in SEND_RESULTS
+        }
         for status in OUTBOX_STATUSES:
             self.outbox_depth.labels(status=status).set(0)
         if process:
@@ -161,7 +164,7 @@ class Metrics:
 
     def count_update(self, raw: Mapping[str, Any]) -> str:
         kind = update_type(raw)
-        self.updates.labels(type=kind).inc()
+        self._updates_of[kind].inc()
         return kind
 
     @contextmanager
@@ -177,8 +180,8 @@ class Metrics:
     # --- sends -----------------------------------------------------------------------------
 
     def count_send(self, kind: str, result: str) -> None:
-        if kind in SEND_KINDS and result in SEND_RESULTS:
-            self.messages_sent.labels(kind=kind, result=result).inc()
+        if series := self._sent_of.get((kind, result)):
+            series.inc()
 
     def count_outbox_result(self, kind: str, status: str) -> None:
         """One outbox row tried by the sender (`Result.status`: sent, retry, failed, blocked;
