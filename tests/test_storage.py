@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -98,6 +98,42 @@ async def test_answers_to_chosen_questions_and_the_streak_history(store):
             [date(2026, 2, 26), date(2026, 3, 2)],
             [(date(2026, 2, 27), date(2026, 3, 1))],
         )
+
+
+async def test_review_cards_and_boosters_round_trip(store):
+    """JSON cards, aware datetimes and dates through the direct path (storage/direct.py) on both
+    databases, mixed with statements SQLAlchemy runs (boosters) in the same unit."""
+    async with store.unit() as repo:
+        learner = await repo.learner(WHO, NOW)
+        await repo.save_review_card(learner.id, "q1", NOW, {"stability": 1.5, "due": "x"})
+        await repo.save_review_card(learner.id, "q2", NOW + timedelta(days=2), {"stability": 3})
+        await repo.save_review_card(learner.id, "q1", NOW - timedelta(hours=1), {"stability": 2})
+        await repo.add_boosters(learner.id, "c", [date(2026, 3, 1), date(2026, 3, 9)])
+    async with store.unit() as repo:
+        learner = await repo.learner(WHO, NOW)
+        assert await repo.review_card(learner.id, "q1") == {"stability": 2}
+        assert await repo.review_card(learner.id, "q3") is None
+        assert await repo.due_reviews(learner.id, NOW, 10) == ["q1"]
+        assert await repo.due_reviews(learner.id, NOW + timedelta(days=3), 1) == ["q1"]
+        assert await repo.due_booster(learner.id, date(2026, 3, 2)) == ("c", 1)
+        await repo.finish_booster(learner.id, "c", 1, NOW)
+        assert await repo.due_booster(learner.id, date(2026, 3, 2)) is None
+        assert await repo.due_booster(learner.id, date(2026, 3, 9)) == ("c", 2)
+
+
+def test_direct_statements_leave_an_expanding_in_to_sqlalchemy():
+    """storage/direct.py compiles each statement once; an `IN` over a list it cannot bind
+    positionally, so it refuses, and the repository runs that one through SQLAlchemy."""
+    from sqlalchemy.dialects import sqlite
+
+    from storage.direct import compiled
+    from storage.repository import _ANSWERS_TO, _STREAK_HISTORY
+
+    dialect = sqlite.dialect(paramstyle="qmark")
+    with pytest.raises(ValueError, match="expanding"):
+        compiled(_ANSWERS_TO, dialect, None)
+    history = compiled(_STREAK_HISTORY, dialect, None)
+    assert history.args({"b_learner": 7}) == [0, 7, 1, 7]  # literal(False/True) as SQLite's ints
 
 
 async def test_statements_per_update_stay_within_budget(store, catalog, clock, monkeypatch):
