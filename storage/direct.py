@@ -104,8 +104,8 @@ class DirectSqlite:
 class DirectPostgres:
     """Runs statements on one asyncpg connection, inside the transaction SQLAlchemy's asyncpg
     adapter started with the unit's first statement (the learner's row, read `FOR UPDATE`).
-    Until that transaction is open, the repository goes through SQLAlchemy (`in_transaction`).
-    The unit's end (write-back, commit, or the pool's rollback) stays SQLAlchemy's."""
+    Until that transaction is open, the repository goes through SQLAlchemy (`in_transaction`);
+    the commit, or the pool's rollback after an error, stays SQLAlchemy's."""
 
     def __init__(self, connection: Any, dialect: Dialect):
         self.connection = connection
