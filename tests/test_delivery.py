@@ -296,6 +296,31 @@ async def test_401_pauses_sending_keeps_the_learner_and_says_why(store, caplog):
     assert min(t for _, t in telegram.sent) - started >= 0.29
 
 
+async def test_a_refused_token_is_logged_even_during_a_429_pause(store, caplog):
+    """Telegram often answers a burst with 429s and, once the token is revoked, 401s: the
+    refused-token error must still be logged while the 429's pause runs."""
+    await enqueue(store, [1, 2])
+
+    class Revoked:
+        async def deliver(self, chat_id, _action):
+            if chat_id == 1:
+                await asyncio.sleep(0.01)
+                raise SendError("retry_after", "Too Many Requests", retry_after=30)
+            await asyncio.sleep(0.05)  # in flight when the 429 arrives
+            raise SendError("unauthorized", "Unauthorized")
+
+    sender = sender_for(store, Revoked(), concurrency=2)
+    with caplog.at_level(logging.ERROR, logger="bot.delivery.sender"):
+        task = asyncio.create_task(sender.run(asyncio.Event(), until_idle=False))
+        for _ in range(100):
+            if sender.stats.unauthorized:
+                break
+            await asyncio.sleep(0.02)
+        task.cancel()
+    assert sender.stats.rate_limited == 1 and sender.stats.unauthorized == 1
+    assert sum("TELEGRAM_BOT_TOKEN" in r.message for r in caplog.records) == 1
+
+
 async def test_an_expired_lease_is_claimed_again(store):
     await enqueue(store, [1, 2])
     outbox = Outbox(store.engine)

@@ -90,6 +90,9 @@ class Sender:
         self.flush_every = flush_every
         self.idle_sleep = idle_sleep
         self.unauthorized_pause = unauthorized_pause
+        self._refusal_logged_at: float | None = None
+        """When (the budget's clock) the last refused-token error was logged: once per pause,
+        however many sends failed together, and whether or not a 429 pause was running."""
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self.stats = SenderStats()
         self.on_result: Callable[[str, str], None] | None = None
@@ -190,7 +193,9 @@ class Sender:
             )
         if exc.kind == "unauthorized":
             self.stats.unauthorized += 1
-            if not self.budget.paused():
+            logged_at, at = self._refusal_logged_at, self.budget.clock()
+            if logged_at is None or at - logged_at >= self.unauthorized_pause:
+                self._refusal_logged_at = at
                 log.error(
                     "Telegram refuses the bot token (%s); sending is paused for %.0f s. "
                     "Check TELEGRAM_BOT_TOKEN against @BotFather.",
