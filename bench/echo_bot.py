@@ -5,11 +5,13 @@ Each echo bot runs its framework the way the tutor's adapter does, so that the r
 the tutor's own work and not a setting: the aiogram echo keeps its `Response[...]` classes alive
 (`bot.transports.aiogram_adapter.RESPONSE_TYPES` says why; without it pydantic rebuilds one every
 few calls and the echo bot runs at less than half its speed), and the python-telegram-bot echo
-uses the adapter's update concurrency and HTTP connection pool."""
+uses the adapter's update concurrency and HTTP connection pool. Both freeze what start-up made
+out of the garbage collector's way, as the tutor does (`bot/runtime.py`)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -42,6 +44,7 @@ async def aiogram_echo(base: str, stop: asyncio.Event) -> None:
     async def on_text(message: Message) -> None:
         await bot.send_message(message.chat.id, "echo", reply_markup=MARKUP)
 
+    gc.freeze()  # as bot/runtime.py does once the tutor has started
     task = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=25))
     await stop.wait()
     await dp.stop_polling()
@@ -77,6 +80,7 @@ async def ptb_echo(base: str, stop: asyncio.Event) -> None:
     app.add_handler(MessageHandler(filters.TEXT, text))
     async with app:
         await app.start()
+        gc.freeze()
         await app.updater.start_polling(timeout=25, poll_interval=0)
         await stop.wait()
         await app.updater.stop()
