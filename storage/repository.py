@@ -192,9 +192,10 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         )
         """The update's statements straight on SQLite's driver (storage.direct)."""
         self.postgres = (
-            DirectPostgres(driver, conn.dialect) if self.dialect == "postgresql" else None
+            DirectPostgres(driver, conn.dialect) if conn.dialect.driver == "asyncpg" else None
         )
-        """Or on asyncpg, once SQLAlchemy has opened the transaction."""
+        """Or on asyncpg, once SQLAlchemy has opened the transaction (another PostgreSQL
+        driver, named in DATABASE_URL, goes through SQLAlchemy)."""
 
     async def _rows(self, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
         if self.direct is not None:
