@@ -19,13 +19,14 @@ SQLAlchemy, about 80 µs straight on asyncpg, besides the round trip itself).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
+
+from storage.inline_sqlite import InlineConnection
 
 Processor = Callable[[Any], Any] | None
 
@@ -74,17 +75,18 @@ def compiled(statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...] |
 
 
 class DirectSqlite:
-    """Runs statements on one sqlite3 connection inside the unit's transaction, which the first
-    statement opens with `BEGIN IMMEDIATE` (SQLite's write lock, as `storage.db` takes it)."""
+    """Runs statements on the inline connection's sqlite3 connection inside the unit's
+    transaction, which the first statement opens with SQLite's write lock, as SQLAlchemy's
+    begin does (`InlineConnection.begin_immediate`, one home for both)."""
 
-    def __init__(self, connection: sqlite3.Connection, dialect: Dialect):
-        self.connection = connection
+    def __init__(self, inline: InlineConnection, dialect: Dialect):
+        self.inline = inline
+        self.connection = inline.sqlite
         self.dialect = dialect
 
     def _run(self, statement: Any, params: Mapping[str, Any], keys: tuple[str, ...] | None):
         ready = compiled(statement, self.dialect, keys)
-        if not self.connection.in_transaction:
-            self.connection.execute("BEGIN IMMEDIATE")
+        self.inline.begin_immediate()
         return ready, self.connection.execute(ready.sql, ready.args(params))
 
     def rows(self, statement: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:

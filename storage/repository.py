@@ -119,11 +119,6 @@ _PRACTICE_DAYS = (
     .where(PracticeDay.learner_id == bindparam("b_learner"))
     .order_by(PracticeDay.day)
 )
-_PAUSES = (
-    select(PausePeriod.first_day, PausePeriod.last_day)
-    .where(PausePeriod.learner_id == bindparam("b_learner"))
-    .order_by(PausePeriod.first_day)
-)
 _STREAK_HISTORY = union_all(
     select(PracticeDay.day, PracticeDay.day, literal(False)).where(
         PracticeDay.learner_id == bindparam("b_learner")
@@ -186,9 +181,7 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         self._loaded: dict[int, tuple[LearnerRow, dict[str, Any]]] = {}
         driver = conn.sync_connection.connection.driver_connection if conn.sync_connection else None
         self.direct = (
-            DirectSqlite(driver.sqlite, conn.dialect)
-            if isinstance(driver, InlineConnection)
-            else None
+            DirectSqlite(driver, conn.dialect) if isinstance(driver, InlineConnection) else None
         )
         """The update's statements straight on SQLite's driver (storage.direct)."""
         self.postgres = (
@@ -343,10 +336,6 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
     async def poll_token(self, learner_id: int, poll_id: str) -> str | None:
         rows = await self._rows(_POLL_TOKEN, {"b_poll": poll_id, "b_learner": learner_id})
         return rows[0][0] if rows else None
-
-    async def pauses(self, learner_id: int) -> list[tuple[date, date]]:
-        rows = await self._rows(_PAUSES, {"b_learner": learner_id})
-        return [(first, last) for first, last in rows]
 
     async def streak_history(self, learner_id: int) -> tuple[list[date], list[tuple[date, date]]]:
         days: list[date] = []

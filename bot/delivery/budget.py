@@ -34,9 +34,6 @@ class Budget:
         """Stop every send on this token for `seconds` (Telegram's retry_after)."""
         self._paused_until = max(self._paused_until, self.clock() + seconds)
 
-    def paused(self) -> bool:
-        return self.clock() < self._paused_until
-
     async def acquire(self, interactive: bool = False) -> None:
         if interactive:
             self._interactive_waiting += 1

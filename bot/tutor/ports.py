@@ -116,10 +116,9 @@ class Repository(Protocol):
 
     async def poll_token(self, learner_id: int, poll_id: str) -> str | None: ...
 
-    async def pauses(self, learner_id: int) -> list[tuple[date, date]]: ...
-
     async def streak_history(self, learner_id: int) -> tuple[list[date], list[tuple[date, date]]]:
-        """`practice_days` and `pauses` together, read at once (a streak needs both)."""
+        """Practice days and pauses (first, last) together, read at once (a streak needs
+        both)."""
         ...
 
     async def set_pause(self, learner_id: int, first: date, last: date | None) -> None:
