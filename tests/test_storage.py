@@ -267,6 +267,27 @@ async def test_sqlite_units_run_on_the_driver_and_end_their_transaction(sqlite_s
     other.close()
 
 
+async def test_sqlite_units_never_queue_for_the_connection(sqlite_store):
+    """SqlStore.unit: on SQLite a unit holds the one pooled connection without giving the loop
+    a turn, so updates handled at once each find it free (queueing for it cost the bot CPU on
+    every update). SQLAlchemy's own `async with` closes in a task of its own, and then the
+    next update finds the connection taken."""
+    pool = sqlite_store.engine.sync_engine.pool
+    found_taken = []
+
+    async def update(i: int) -> None:
+        await asyncio.sleep(0)
+        found_taken.append(pool.checkedout())
+        async with sqlite_store.unit() as repo:
+            learner = await repo.learner(Who(f"tg:{i}", chat_id=i), NOW)
+            learner.streak_days = i
+
+    await asyncio.gather(*(update(i) for i in range(20)))
+    assert found_taken == [0] * 20
+    async with sqlite_store.unit() as repo:
+        assert (await repo.learner(Who("tg:7", chat_id=7), NOW)).streak_days == 7
+
+
 async def test_full_lesson_journey_on_each_database(store, catalog, clock):
     tutor = Tutor(catalog, store, clock=clock)
     chat = Chat(tutor)
