@@ -15,7 +15,7 @@ learner handled at once cannot interleave their read-modify-write.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Sequence
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import fields
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -175,19 +175,13 @@ class SqlStore:
         cannot interrupt a close that waits for the server; on SQLite that hand-off was the only
         wait, and the updates that ran meanwhile found the connection taken and queued for it
         (94 % of units in bench/interactive.py)."""
-        if self.engine.dialect.name != "sqlite":  # a server's driver: closing may wait for it
-            async with self.engine.connect() as conn:
-                repo = SqlRepository(conn)
-                yield repo
-                await repo.finish()
-            return
-        conn = await self.engine.connect()
-        try:
+        connection: Any = self.engine.connect()
+        if self.engine.dialect.name == "sqlite":  # a server's driver keeps SQLAlchemy's exit
+            connection = aclosing(await connection)  # returns at once on the inline connection
+        async with connection as conn:
             repo = SqlRepository(conn)
             yield repo
             await repo.finish()
-        finally:
-            await conn.close()  # on the inline connection this returns without waiting
 
 
 class SqlRepository(TrainerQueries, PrivacyQueries):
