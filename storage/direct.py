@@ -93,37 +93,50 @@ class DirectSqlite:
         ready, cursor = self._run(statement, params, None)
         return [ready.row(raw) for raw in cursor.fetchall()]
 
-    def write(self, statement: Any, values: Mapping[str, Any]) -> int:
-        """An INSERT or UPDATE whose column values (and bound parameters) are `values`; the
-        number of rows it changed."""
-        _ready, cursor = self._run(statement, values, tuple(values))
-        return cursor.rowcount
+    def write(self, statement: Any, values: Mapping[str, Any]) -> None:
+        """An INSERT or UPDATE whose column values (and bound parameters) are `values`."""
+        self._run(statement, values, tuple(values))
 
     def commit(self) -> None:
         self.connection.commit()
 
 
 class DirectPostgres:
-    """Runs statements on one asyncpg connection, inside the transaction SQLAlchemy's asyncpg
-    adapter started with the unit's first statement (the learner's row, read `FOR UPDATE`).
-    Until that transaction is open, the repository goes through SQLAlchemy (`in_transaction`);
-    the commit, or the pool's rollback after an error, stays SQLAlchemy's."""
+    """Runs statements on one asyncpg connection: an optimistic unit's without a transaction
+    (`storage.optimistic`), a locked unit's inside the transaction SQLAlchemy's asyncpg adapter
+    started with the unit's first statement (the learner's row, read `FOR UPDATE`). Until that
+    transaction is open, a locked unit goes through SQLAlchemy (`in_transaction`); the commit,
+    or the pool's rollback after an error, stays SQLAlchemy's."""
 
-    def __init__(self, connection: Any, dialect: Dialect):
+    def __init__(self, connection: Any, dialect: Dialect, sqlalchemy: Any):
         self.connection = connection
         self.dialect = dialect
+        self.sqlalchemy = sqlalchemy
+        """The unit's SQLAlchemy connection on the same driver connection."""
 
     def in_transaction(self) -> bool:
         return self.connection.is_in_transaction()
 
     async def rows(self, statement: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         ready = compiled(statement, self.dialect, None)
-        return [
-            ready.row(record)
-            for record in await self.connection.fetch(ready.sql, *ready.args(params))
-        ]
+        try:
+            records = await self.connection.fetch(ready.sql, *ready.args(params))
+        except Exception:
+            await self._if_lost()
+            raise
+        return [ready.row(record) for record in records]
 
-    async def write(self, statement: Any, values: Mapping[str, Any]) -> int:
+    async def write(self, statement: Any, values: Mapping[str, Any]) -> None:
         ready = compiled(statement, self.dialect, tuple(values))
-        status = await self.connection.execute(ready.sql, *ready.args(values))
-        return int(status.rsplit(" ", 1)[-1])  # "INSERT 0 1", "UPDATE 2"
+        try:
+            await self.connection.execute(ready.sql, *ready.args(values))
+        except Exception:
+            await self._if_lost()
+            raise
+
+    async def _if_lost(self) -> None:
+        """When the server is gone, SQLAlchemy drops the pool's connections as it finds the
+        first one lost, but it sees only what goes through it: a lost connection is shown to it
+        by a statement of its own, which fails the same way (`storage.db`)."""
+        if self.connection.is_closed():
+            await self.sqlalchemy.exec_driver_sql("SELECT 1")

@@ -14,11 +14,12 @@ learner handled at once cannot interleave their read-modify-write.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import fields
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     bindparam,
@@ -29,8 +30,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from bot.tutor.events import Who
@@ -50,10 +49,13 @@ from storage.models import (
     ReviewCard,
     TestScore,
 )
+from storage.optimistic import INSERTS, VERSION, Conflict, Upsert, final_write, tables_read
 from storage.privacy import PrivacyQueries
 from storage.trainers import TrainerQueries
 
 LEARNERS = Learner.__table__
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 LearnerRow = LearnerState
@@ -63,37 +65,21 @@ FIELDS = tuple(f.name for f in fields(LearnerRow))
 _COLUMNS = [LEARNERS.c[name] for name in FIELDS]
 
 
-_INSERTS = {"sqlite": sqlite_insert, "postgresql": pg_insert}
-
-
-def _insert_ignoring(model: Any, *keys: str) -> dict[str, Any]:
-    """INSERT … ON CONFLICT (keys) DO NOTHING for each dialect; the values come at execution."""
-    return {
-        name: insert(model).on_conflict_do_nothing(index_elements=list(keys))
-        for name, insert in _INSERTS.items()
-    }
-
-
-def _upsert(model: Any, keys: list[str], columns: list[str]) -> dict[str, Any]:
-    """INSERT … ON CONFLICT (keys) DO UPDATE SET columns for each dialect."""
-    statements = {}
-    for name, insert in _INSERTS.items():
-        statement = insert(model)
-        statements[name] = statement.on_conflict_do_update(
-            index_elements=keys, set_={c: statement.excluded[c] for c in columns}
-        )
-    return statements
-
-
-_LEARNER_BY_EXTERNAL_ID = (
-    select(*_COLUMNS).where(LEARNERS.c.external_id == bindparam("b_key")).with_for_update()
-)
-_LEARNER_BY_ID = select(*_COLUMNS).where(LEARNERS.c.id == bindparam("b_key")).with_for_update()
+_BY_EXTERNAL_ID = LEARNERS.c.external_id == bindparam("b_key")
+_BY_ID = LEARNERS.c.id == bindparam("b_key")
+_LEARNER_BY_EXTERNAL_ID = select(*_COLUMNS).where(_BY_EXTERNAL_ID).with_for_update()
+_LEARNER_BY_ID = select(*_COLUMNS).where(_BY_ID).with_for_update()
+_UNLOCKED = {
+    _LEARNER_BY_EXTERNAL_ID: select(*_COLUMNS, VERSION).where(_BY_EXTERNAL_ID),
+    _LEARNER_BY_ID: select(*_COLUMNS, VERSION).where(_BY_ID),
+}
+"""The learner as an optimistic unit reads it: no lock, its version last (storage.optimistic)."""
+_LEARNER_VERSION = select(VERSION).where(LEARNERS.c.id == bindparam("b_learner")).with_for_update()
 _UPDATE_LEARNER = update(LEARNERS).where(LEARNERS.c.id == bindparam("b_learner"))
 _ANSWERED = select(Answer.id).where(
     Answer.learner_id == bindparam("b_learner"), Answer.token == bindparam("b_token")
 )
-_INSERT_ANSWER = _insert_ignoring(Answer, "learner_id", "token")
+_INSERT_ANSWER = Upsert(Answer, ["learner_id", "token"])
 _ANSWERS = (
     select(*ANSWER_FACT_COLUMNS)
     .where(Answer.learner_id == bindparam("b_learner"))
@@ -109,11 +95,11 @@ _ANSWERS_SINCE = (
         Answer.answered_at >= bindparam("b_since"),
     )
 )
-_INSERT_COMPLETION = _insert_ignoring(LessonCompletion, "learner_id", "lesson_id")
+_INSERT_COMPLETION = Upsert(LessonCompletion, ["learner_id", "lesson_id"])
 _COMPLETED = select(LessonCompletion.lesson_id).where(
     LessonCompletion.learner_id == bindparam("b_learner")
 )
-_INSERT_PRACTICE_DAY = _insert_ignoring(PracticeDay, "learner_id", "day")
+_INSERT_PRACTICE_DAY = Upsert(PracticeDay, ["learner_id", "day"])
 _PRACTICE_DAYS = (
     select(PracticeDay.day)
     .where(PracticeDay.learner_id == bindparam("b_learner"))
@@ -132,14 +118,14 @@ _REVIEW_CARD = select(ReviewCard.card).where(
     ReviewCard.learner_id == bindparam("b_learner"),
     ReviewCard.question_id == bindparam("b_question"),
 )
-_SAVE_REVIEW_CARD = _upsert(ReviewCard, ["learner_id", "question_id"], ["due", "card"])
+_SAVE_REVIEW_CARD = Upsert(ReviewCard, ["learner_id", "question_id"], ["due", "card"])
 _DUE_REVIEWS = (
     select(ReviewCard.question_id)
     .where(ReviewCard.learner_id == bindparam("b_learner"), ReviewCard.due <= bindparam("b_now"))
     .order_by(ReviewCard.due, ReviewCard.question_id)
     .limit(bindparam("b_limit"))
 )
-_INSERT_POLL_LINK = _insert_ignoring(PollLink, "poll_id")
+_INSERT_POLL_LINK = Upsert(PollLink, ["poll_id"])
 _POLL_TOKEN = select(PollLink.token).where(
     PollLink.poll_id == bindparam("b_poll"), PollLink.learner_id == bindparam("b_learner")
 )
@@ -162,12 +148,13 @@ class SqlStore:
         """ORM sessions, for code and tests that read freely outside the engine's units."""
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[SqlRepository]:
+    async def unit(self, *, optimistic: bool = False) -> AsyncIterator[SqlRepository]:
         """One connection and one transaction, which the first statement begins (on SQLite with
         the write lock). The update's statements run straight on the driver (`storage.direct`):
         on SQLite all of them, on PostgreSQL those after the first. After an exception, the pool
         rolls the transaction back as it takes the connection back (its reset on return, which
-        sees the driver's transaction too).
+        sees the driver's transaction too). `optimistic`: on PostgreSQL, an optimistic unit
+        instead, which may end in `Conflict` (`storage.optimistic`; `run` retries it).
 
         On SQLite a unit never gives the event loop a turn while it holds the one pooled
         connection: nothing in it waits (`storage.inline_sqlite`), and it closes the connection
@@ -179,14 +166,50 @@ class SqlStore:
         if self.engine.dialect.name == "sqlite":  # a server's driver keeps SQLAlchemy's exit
             connection = aclosing(await connection)  # returns at once on the inline connection
         async with connection as conn:
-            repo = SqlRepository(conn)
+            repo = SqlRepository(conn, optimistic=optimistic)
             yield repo
             await repo.finish()
 
+    async def run(self, work: Callable[[SqlRepository], Awaitable[T]], attempts: int = 4) -> T:
+        """`work` in a unit of its own, optimistic on PostgreSQL: run again from the start while
+        another unit changes the same learner first, the last time in a locked unit."""
+        for left in range(attempts - 1, -1, -1):
+            try:
+                async with self.unit(optimistic=left > 0) as repo:
+                    return await work(repo)
+            except Conflict:
+                if left == 0:
+                    raise  # only an optimistic unit raises it
+                log.debug("a unit met a newer learner row; running it again")
+        raise AssertionError("unreachable")
+
+
+class _Locking:
+    """An optimistic unit's SQLAlchemy connection: a statement through it first turns the unit
+    into a locked one (`SqlRepository._lock`); everything else is the connection's own."""
+
+    def __init__(self, conn: AsyncConnection, lock: Callable[[], Awaitable[None]]):
+        self._conn = conn
+        self._lock = lock
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        await self._lock()
+        return await self._conn.execute(*args, **kwargs)
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        await self._lock()
+        return await self._conn.scalar(*args, **kwargs)
+
+    async def scalars(self, *args: Any, **kwargs: Any) -> Any:
+        await self._lock()
+        return await self._conn.scalars(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
 
 class SqlRepository(TrainerQueries, PrivacyQueries):
-    def __init__(self, conn: AsyncConnection):
-        self.conn = conn
+    def __init__(self, conn: AsyncConnection, *, optimistic: bool = False):
         self.dialect = conn.dialect.name
         self._loaded: dict[int, tuple[LearnerRow, dict[str, Any]]] = {}
         driver = conn.sync_connection.connection.driver_connection if conn.sync_connection else None
@@ -195,52 +218,126 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         )
         """The update's statements straight on SQLite's driver (storage.direct)."""
         self.postgres = (
-            DirectPostgres(driver, conn.dialect) if conn.dialect.driver == "asyncpg" else None
+            DirectPostgres(driver, conn.dialect, conn) if conn.dialect.driver == "asyncpg" else None
         )
         """Or on asyncpg, once SQLAlchemy has opened the transaction (another PostgreSQL
         driver, named in DATABASE_URL, goes through SQLAlchemy)."""
+        self._optimistic = (
+            optimistic and self.postgres is not None and not self.postgres.in_transaction()
+        )
+        """Until `_lock`: no transaction, writes held back (storage.optimistic)."""
+        self._versions: dict[int, int] = {}
+        """The version (`xmin`) of each learner row read without a lock."""
+        self._waiting: list[tuple[Upsert, dict[str, Any]]] = []
+        self._wrote = False
+        self._sa = conn
+        self.conn: Any = _Locking(conn, self._lock) if self._optimistic else conn
+        """SQLAlchemy's connection, for the statements `storage.direct` does not run."""
 
     async def _rows(self, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
         if self.direct is not None:
             return self.direct.rows(statement, params)
-        if self.postgres is not None and self.postgres.in_transaction():
-            return await self.postgres.rows(statement, params)
+        if self.postgres is not None:
+            if self._waiting and tables_read(statement) & {w.table.name for w, _ in self._waiting}:
+                await self._lock()  # it must see the waiting writes
+            if self._optimistic or self.postgres.in_transaction():
+                return await self.postgres.rows(statement, params)
         return (await self.conn.execute(statement, params)).all()
 
-    async def _write(self, statement: Any, values: dict[str, Any]) -> int:
-        """An INSERT or UPDATE of these column values (and bound parameters): rows changed."""
+    async def _write(self, statement: Any, values: dict[str, Any]) -> None:
+        """An INSERT or UPDATE of these column values (and bound parameters). An optimistic
+        unit holds an `Upsert` back until it ends (storage.optimistic)."""
+        self._wrote = True
+        if isinstance(statement, Upsert):
+            if self._optimistic and self._versions:
+                self._waiting.append((statement, values))
+                return
+            statement = statement.statements[self.dialect]
+        await self._lock()
         if self.direct is not None:
-            return self.direct.write(statement, values)
-        if self.postgres is not None and self.postgres.in_transaction():
-            return await self.postgres.write(statement, values)
-        return (await self.conn.execute(statement, values)).rowcount
+            self.direct.write(statement, values)
+        elif self.postgres is not None and self.postgres.in_transaction():
+            await self.postgres.write(statement, values)
+        else:
+            await self.conn.execute(statement, values)
 
     def _insert(self, table):
-        return _INSERTS[self.dialect](table)
+        return INSERTS[self.dialect](table)
 
     async def _load(self, statement, key: str | int) -> LearnerRow | None:
-        rows = await self._rows(statement, {"b_key": key})
+        if self._optimistic and self._loaded:
+            await self._lock()  # a second learner: the unit takes locks from here on
+        versioned = self._optimistic
+        rows = await self._rows(_UNLOCKED[statement] if versioned else statement, {"b_key": key})
         if not rows:
             return None
-        learner = LearnerRow(*rows[0])
-        self._loaded[learner.id] = (learner, dict(zip(FIELDS, rows[0], strict=True)))
+        row = rows[0][:-1] if versioned else rows[0]
+        learner = LearnerRow(*row)
+        if versioned:
+            self._versions[learner.id] = rows[0][-1]
+        self._loaded[learner.id] = (learner, dict(zip(FIELDS, row, strict=True)))
         return learner
 
-    async def finish(self) -> None:
-        """Write back the columns the engine changed on the learners it loaded, and commit."""
+    async def _lock(self) -> None:
+        """Turn an optimistic unit into a locked one: lock each learner read and check that it
+        is the version read (else `Conflict`), then write what waited (storage.optimistic)."""
+        if not self._optimistic:
+            return
+        self._optimistic = False
+        for learner_id, version in self._versions.items():
+            rows = (await self._sa.execute(_LEARNER_VERSION, {"b_learner": learner_id})).all()
+            if not rows or rows[0][0] != version:
+                raise Conflict(f"learner {learner_id} changed")
+        waiting, self._waiting = self._waiting, []
+        for write, values in waiting:
+            await self._write(write, values)
+
+    def _changes(self) -> list[tuple[LearnerRow, dict[str, Any]]]:
+        """Each learner loaded and its columns the engine changed. A unit that wrote changes
+        (at least) `id` to itself on a learner read optimistically: the row's new version tells
+        the learner's other optimistic units that it wrote."""
+        changes = []
         for learner, before in self._loaded.values():
             changed = {
                 name: getattr(learner, name)
                 for name in FIELDS
                 if getattr(learner, name) != before[name]
             }
+            if not changed and self._wrote and learner.id in self._versions:
+                changed = {"id": learner.id}
+            changes.append((learner, changed))
+        self._loaded.clear()
+        return changes
+
+    async def finish(self) -> None:
+        """Write back the columns the engine changed on the learners it loaded, and commit; an
+        optimistic unit writes everything in one statement, or raises `Conflict`."""
+        changes = self._changes()
+        if self._optimistic:
+            await self._write_at_once(changes)
+            return
+        for learner, changed in changes:
             if changed:
                 await self._write(_UPDATE_LEARNER, {"b_learner": learner.id, **changed})
-        self._loaded.clear()
         if self.direct is not None:
             self.direct.commit()
         if self.conn.in_transaction():  # on SQLite, after the driver's commit, a no-op
             await self.conn.commit()
+
+    async def _write_at_once(self, changes: list[tuple[LearnerRow, dict[str, Any]]]) -> None:
+        """An optimistic unit's end: `storage.optimistic.final_write`, if anything changed."""
+        if not changes or not changes[0][1]:
+            return  # nothing written: `_write` locks a unit that has no learner
+        assert self.postgres is not None and len(changes) == 1  # a second learner locks
+        learner, changed = changes[0]
+        writes = tuple((write, tuple(values)) for write, values in self._waiting)
+        params = {"b_learner": learner.id, "b_version": self._versions[learner.id]}
+        params.update(("l_" + name, value) for name, value in changed.items())
+        for n, (_write, values) in enumerate(self._waiting):
+            params.update((f"w{n}_{name}", value) for name, value in values.items())
+        rows = await self.postgres.rows(final_write(tuple(changed), writes), params)
+        if rows[0][0] != 1:
+            raise Conflict(f"learner {learner.id} changed")
 
     async def learner(self, who: Who, now: datetime) -> LearnerRow:
         learner = await self._load(_LEARNER_BY_EXTERNAL_ID, who.external_id)
@@ -286,9 +383,9 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         correct: bool | None,
         at: datetime,
         context: str = "lesson",
-    ) -> bool:
-        changed = await self._write(
-            _INSERT_ANSWER[self.dialect],
+    ) -> None:
+        await self._write(
+            _INSERT_ANSWER,
             {
                 "learner_id": learner_id,
                 "question_id": question_id,
@@ -300,7 +397,6 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
                 "context": context,
             },
         )
-        return bool(changed)
 
     async def answers(
         self, learner_id: int, questions: Collection[str] | None = None
@@ -314,9 +410,9 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
 
     async def complete_lesson(
         self, learner_id: int, lesson_id: str, course_id: str, at: datetime
-    ) -> bool:
-        changed = await self._write(
-            _INSERT_COMPLETION[self.dialect],
+    ) -> None:
+        await self._write(
+            _INSERT_COMPLETION,
             {
                 "learner_id": learner_id,
                 "lesson_id": lesson_id,
@@ -324,22 +420,19 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
                 "completed_at": at,
             },
         )
-        return bool(changed)
 
     async def completed_lessons(self, learner_id: int) -> set[str]:
         return {lesson for (lesson,) in await self._rows(_COMPLETED, {"b_learner": learner_id})}
 
     async def add_practice_day(self, learner_id: int, day: date) -> None:
-        await self._write(
-            _INSERT_PRACTICE_DAY[self.dialect], {"learner_id": learner_id, "day": day}
-        )
+        await self._write(_INSERT_PRACTICE_DAY, {"learner_id": learner_id, "day": day})
 
     async def practice_days(self, learner_id: int) -> list[date]:
         return [day for (day,) in await self._rows(_PRACTICE_DAYS, {"b_learner": learner_id})]
 
     async def link_poll(self, poll_id: str, learner_id: int, token: str, at: datetime) -> None:
         await self._write(
-            _INSERT_POLL_LINK[self.dialect],
+            _INSERT_POLL_LINK,
             {"poll_id": poll_id, "learner_id": learner_id, "token": token, "created_at": at},
         )
 
@@ -389,7 +482,7 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         self, learner_id: int, question_id: str, due: datetime, card: dict
     ) -> None:
         await self._write(
-            _SAVE_REVIEW_CARD[self.dialect],
+            _SAVE_REVIEW_CARD,
             {"learner_id": learner_id, "question_id": question_id, "due": due, "card": card},
         )
 

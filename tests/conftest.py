@@ -90,6 +90,14 @@ async def store(db_url: str) -> AsyncIterator[SqlStore]:
 
 
 @pytest.fixture
+async def postgres_store(pg_cluster: Cluster) -> AsyncIterator[SqlStore]:
+    engine = create_engine(await _create_database(pg_cluster))
+    await upgrade(engine)
+    yield SqlStore(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
 async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqlStore]:
     engine = create_engine(f"sqlite:///{tmp_path / 'tutor.db'}")
     await upgrade(engine)

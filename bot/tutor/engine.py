@@ -122,10 +122,14 @@ class Tutor:
                 ]
             return []
         now = self.clock()
-        async with self.store.unit() as repo:
+
+        async def step(repo: Repository) -> Turn:
             learner = await repo.learner(who, now)
             turn = Turn(self, repo, learner, now, Translator(learner.language, self.locales_dir))
             await self._route(turn, who, event)
+            return turn
+
+        turn = await self.store.run(step)
         return await self._finish_later(who.external_id, turn.out.actions)
 
     async def _finish_later(self, key: str, actions: list[Action]) -> list[Action]:
@@ -180,9 +184,12 @@ class Tutor:
     async def bind_poll(self, who: Who, token: str, poll_id: str) -> None:
         """Remember which question presentation a sent quiz poll belongs to."""
         now = self.clock()
-        async with self.store.unit() as repo:
+
+        async def link(repo: Repository) -> None:
             learner = await repo.learner(who, now)
             await repo.link_poll(poll_id, learner.id, token, now)
+
+        await self.store.run(link)
 
     async def _route(self, turn: Turn, who: Who, event: Event) -> None:
         learner = turn.learner

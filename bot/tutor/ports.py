@@ -7,15 +7,16 @@ and it keeps one implementation instead of a fake twin to keep in step).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from bot.tutor.events import Who
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -94,7 +95,9 @@ class Repository(Protocol):
         correct: bool | None,
         at: datetime,
         context: str = "lesson",
-    ) -> bool: ...
+    ) -> None:
+        """Stored once per presentation (`token`): a second answer to it is ignored."""
+        ...
 
     async def answers(
         self, learner_id: int, questions: Collection[str] | None = None
@@ -104,7 +107,9 @@ class Repository(Protocol):
 
     async def complete_lesson(
         self, learner_id: int, lesson_id: str, course_id: str, at: datetime
-    ) -> bool: ...
+    ) -> None:
+        """Recorded once: the first completion's time stays."""
+        ...
 
     async def completed_lessons(self, learner_id: int) -> set[str]: ...
 
@@ -169,4 +174,10 @@ class Repository(Protocol):
 class Store(Protocol):
     def unit(self) -> AbstractAsyncContextManager[Repository]:
         """One transaction: commit on success, roll back on error."""
+        ...
+
+    async def run(self, work: Callable[[Repository], Awaitable[T]]) -> T:
+        """`work` in a unit of its own, which the store may run more than once (it may read
+        without locks and find at the end that the learner changed meanwhile): `work` acts
+        only through the repository it is given."""
         ...

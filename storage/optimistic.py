@@ -1,0 +1,106 @@
+"""Optimistic units on PostgreSQL: a press read without a lock and written in one statement.
+
+Why: on PostgreSQL every statement is a round trip, and a round trip costs the bot about 90 µs of
+CPU on asyncpg and the server about as much again, on the same cores. A locked unit pays BEGIN,
+the learner's row `FOR UPDATE`, each statement and COMMIT: 4 round trips for a card, 7 for a
+graded answer (docs/benchmarks.md). An optimistic unit pays its reads and one write: 2 and 3.
+
+How (`storage.repository.SqlRepository` runs it):
+
+- The learner's row is read with its `xmin`, PostgreSQL's version of the row, which every update
+  of the row changes; no lock, no transaction. Later reads run at once, each on its own.
+- Writes wait in the unit (`Upsert`, the unit's inserts). At the end one statement
+  (`final_write`) updates the learner's changed columns only where `xmin` is still the one read,
+  and, in the same statement, runs each waiting insert only if that update happened. The update
+  always happens when anything is written, even with no column changed, so that it changes `xmin`
+  for any other unit of the same learner.
+- If another unit changed the learner in between, nothing is written: `Conflict`, and
+  `SqlStore.run` runs the whole unit again (the last try as a locked unit, so nobody waits for
+  ever). A double tap thus ends as it does with locks: the second press finds its button stale.
+- A unit that would read what it has not written yet (a read of a table with a waiting insert),
+  runs a statement through SQLAlchemy, or loads a second learner first turns into a locked unit:
+  BEGIN, the learner's row locked and its `xmin` checked (`Conflict` if it moved), the waiting
+  inserts written. A lesson's end does this (its streak reads the practice day it adds).
+
+SQLite units never need this: its statements run in-process and its transactions take the write
+lock up front (`storage.db`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import BigInteger, bindparam, exists, func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.util import find_tables
+
+from storage.models import Learner
+
+LEARNERS = Learner.__table__
+VERSION = literal_column("xmin::text::bigint", BigInteger)
+"""The row's version: `xid` has no cast to a number but through its text."""
+
+INSERTS = {"sqlite": sqlite_insert, "postgresql": pg_insert}
+
+
+class Conflict(Exception):
+    """Another unit changed this learner after this unit read it: run the unit again."""
+
+
+class Upsert:
+    """INSERT … ON CONFLICT (keys) DO NOTHING, or DO UPDATE SET `refresh`, with the values given
+    at execution: one write a unit may hold back (`final_write`). The statement for each dialect
+    is built once, here."""
+
+    def __init__(self, model: Any, keys: Sequence[str], refresh: Sequence[str] = ()):
+        self.table = model.__table__
+        self.keys = list(keys)
+        self.refresh = list(refresh)
+        self.statements = {
+            name: self._conflict(insert(self.table)) for name, insert in INSERTS.items()
+        }
+
+    def _conflict(self, statement: Any) -> Any:
+        if self.refresh:
+            return statement.on_conflict_do_update(
+                index_elements=self.keys, set_={c: statement.excluded[c] for c in self.refresh}
+            )
+        return statement.on_conflict_do_nothing(index_elements=self.keys)
+
+    def guarded(self, columns: Sequence[str], prefix: str, guard: Any) -> Any:
+        """The PostgreSQL insert of `columns`, bound as `<prefix><column>`, that inserts nothing
+        unless `guard` (a CTE) has a row."""
+        source = select(
+            *(bindparam(prefix + c, type_=self.table.c[c].type) for c in columns)
+        ).where(exists(guard.select()))
+        return self._conflict(pg_insert(self.table).from_select(list(columns), source))
+
+
+@lru_cache(maxsize=256)
+def final_write(changed: tuple[str, ...], writes: tuple[tuple[Upsert, tuple[str, ...]], ...]):
+    """The unit's one write, for the learner's `changed` columns (bound as `l_<column>`) and the
+    waiting `writes` (the n-th bound as `w<n>_<column>`), checked against `b_learner` and
+    `b_version`. It selects how many learner rows it updated: 0 is a `Conflict`. Cached per shape,
+    so each shape is compiled once (`storage.direct.compiled` keys by identity)."""
+    values = {c: bindparam("l_" + c, type_=LEARNERS.c[c].type) for c in changed}
+    cas = (
+        update(LEARNERS)
+        .where(LEARNERS.c.id == bindparam("b_learner"), bindparam("b_version") == VERSION)
+        .values(values or {"id": LEARNERS.c.id})
+        .returning(LEARNERS.c.id)
+        .cte("learner")
+    )
+    statement = select(func.count()).select_from(cas)
+    for n, (write, columns) in enumerate(writes):
+        statement = statement.add_cte(write.guarded(columns, f"w{n}_", cas).cte(f"w{n}"))
+    return statement
+
+
+@lru_cache(maxsize=512)
+def tables_read(statement: ClauseElement) -> frozenset[str]:
+    """The tables a read looks at: a waiting write to one of them must land before it runs."""
+    return frozenset(table.name for table in find_tables(statement, include_crud=True))
