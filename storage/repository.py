@@ -22,6 +22,8 @@ from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    String,
+    any_,
     bindparam,
     delete,
     func,
@@ -30,6 +32,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from bot.tutor.events import Who
@@ -86,6 +89,10 @@ _ANSWERS = (
     .order_by(Answer.answered_at, Answer.id)
 )
 _ANSWERS_TO = _ANSWERS.where(Answer.question_id.in_(bindparam("b_questions", expanding=True)))
+_ANSWERS_TO_ANY = _ANSWERS.where(
+    Answer.question_id == any_(bindparam("b_questions", type_=ARRAY(String)))
+)
+"""PostgreSQL's form of `_ANSWERS_TO`: one array parameter, so it runs straight on asyncpg."""
 _ANSWERS_SINCE = (
     select(func.count())
     .select_from(Answer)
@@ -234,12 +241,17 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         self.conn: Any = _Locking(conn, self._lock) if self._optimistic else conn
         """SQLAlchemy's connection, for the statements `storage.direct` does not run."""
 
-    async def _rows(self, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
+    async def _rows(
+        self, statement: Any, params: dict[str, Any], besides: Upsert | None = None
+    ) -> Sequence[Any]:
+        """The rows of a read. `besides`: the caller adds what this unit holds back of that
+        write (`_held`), so it need not be written first."""
         if self.direct is not None:
             return self.direct.rows(statement, params)
         if self.postgres is not None:
-            if self._waiting and tables_read(statement) & {w.table.name for w, _ in self._waiting}:
-                await self._lock()  # it must see the waiting writes
+            read = tables_read(statement) if self._waiting else ()
+            if any(w is not besides and w.table.name in read for w, _ in self._waiting):
+                await self._lock()  # the read must see what waits
             if self._optimistic or self.postgres.in_transaction():
                 return await self.postgres.rows(statement, params)
         return (await self.conn.execute(statement, params)).all()
@@ -277,6 +289,12 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
             self._versions[learner.id] = rows[0][-1]
         self._loaded[learner.id] = (learner, dict(zip(FIELDS, row, strict=True)))
         return learner
+
+    def _held(self, write: Upsert, learner_id: int) -> list[dict[str, Any]]:
+        """The values of `write` this optimistic unit holds back for the learner, for a read to
+        add to its rows. Exact: the rows it reads are as the learner's version read says, or
+        the unit ends in `Conflict` (storage.optimistic)."""
+        return [v for w, v in self._waiting if w is write and v["learner_id"] == learner_id]
 
     async def _lock(self) -> None:
         """Turn an optimistic unit into a locked one: lock each learner read and check that it
@@ -401,12 +419,24 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
     async def answers(
         self, learner_id: int, questions: Collection[str] | None = None
     ) -> list[AnswerFact]:
+        params: dict[str, Any] = {"b_learner": learner_id}
         if questions is None:
-            rows = await self._rows(_ANSWERS, {"b_learner": learner_id})
+            rows = await self._rows(_ANSWERS, params, besides=_INSERT_ANSWER)
+        elif self.dialect == "postgresql":
+            params["b_questions"] = list(questions)
+            rows = await self._rows(_ANSWERS_TO_ANY, params, besides=_INSERT_ANSWER)
         else:  # an expanding IN: SQLAlchemy's execution (storage.direct)
-            params = {"b_learner": learner_id, "b_questions": list(questions)}
+            params["b_questions"] = list(questions)
             rows = (await self.conn.execute(_ANSWERS_TO, params)).all()
-        return [AnswerFact(*row) for row in rows]
+        facts = [AnswerFact(*row) for row in rows]
+        held = [
+            AnswerFact(*(values[column.key] for column in ANSWER_FACT_COLUMNS))
+            for values in self._held(_INSERT_ANSWER, learner_id)
+            if questions is None or values["question_id"] in questions
+        ]
+        if held:  # oldest first, and after the stored ones of the same instant
+            return sorted(facts + held, key=lambda fact: fact.answered_at)
+        return facts
 
     async def complete_lesson(
         self, learner_id: int, lesson_id: str, course_id: str, at: datetime
@@ -422,13 +452,18 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         )
 
     async def completed_lessons(self, learner_id: int) -> set[str]:
-        return {lesson for (lesson,) in await self._rows(_COMPLETED, {"b_learner": learner_id})}
+        rows = await self._rows(_COMPLETED, {"b_learner": learner_id}, besides=_INSERT_COMPLETION)
+        held = self._held(_INSERT_COMPLETION, learner_id)
+        return {lesson for (lesson,) in rows} | {values["lesson_id"] for values in held}
 
     async def add_practice_day(self, learner_id: int, day: date) -> None:
         await self._write(_INSERT_PRACTICE_DAY, {"learner_id": learner_id, "day": day})
 
     async def practice_days(self, learner_id: int) -> list[date]:
-        return [day for (day,) in await self._rows(_PRACTICE_DAYS, {"b_learner": learner_id})]
+        params = {"b_learner": learner_id}
+        days = {day for (day,) in await self._rows(_PRACTICE_DAYS, params, _INSERT_PRACTICE_DAY)}
+        days.update(values["day"] for values in self._held(_INSERT_PRACTICE_DAY, learner_id))
+        return sorted(days)
 
     async def link_poll(self, poll_id: str, learner_id: int, token: str, at: datetime) -> None:
         await self._write(
@@ -443,12 +478,14 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
     async def streak_history(self, learner_id: int) -> tuple[list[date], list[tuple[date, date]]]:
         days: list[date] = []
         pauses: list[tuple[date, date]] = []
-        for first, last, paused in await self._rows(_STREAK_HISTORY, {"b_learner": learner_id}):
+        params = {"b_learner": learner_id}
+        for first, last, paused in await self._rows(_STREAK_HISTORY, params, _INSERT_PRACTICE_DAY):
             if paused:
                 pauses.append((first, last))
             else:
                 days.append(first)
-        return sorted(days), sorted(pauses)
+        days.extend(values["day"] for values in self._held(_INSERT_PRACTICE_DAY, learner_id))
+        return sorted(set(days)), sorted(pauses)
 
     async def set_pause(self, learner_id: int, first: date, last: date | None) -> None:
         covering = await self.conn.execute(
