@@ -28,11 +28,12 @@ lock up front (`storage.db`).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, exists, func, literal_column, select, update
+from sqlalchemy import BigInteger, bindparam, exists, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import ClauseElement
@@ -84,17 +85,17 @@ class Upsert:
 def final_write(changed: tuple[str, ...], writes: tuple[tuple[Upsert, tuple[str, ...]], ...]):
     """The unit's one write, for the learner's `changed` columns (bound as `l_<column>`) and the
     waiting `writes` (the n-th bound as `w<n>_<column>`), checked against `b_learner` and
-    `b_version`. It selects how many learner rows it updated: 0 is a `Conflict`. Cached per shape,
+    `b_version`. It selects the row's new version, or nothing: a `Conflict`. Cached per shape,
     so each shape is compiled once (`storage.direct.compiled` keys by identity)."""
     values = {c: bindparam("l_" + c, type_=LEARNERS.c[c].type) for c in changed}
     cas = (
         update(LEARNERS)
         .where(LEARNERS.c.id == bindparam("b_learner"), bindparam("b_version") == VERSION)
         .values(values or {"id": LEARNERS.c.id})
-        .returning(LEARNERS.c.id)
+        .returning(VERSION.label("version"))
         .cte("learner")
     )
-    statement = select(func.count()).select_from(cas)
+    statement = select(cas.c.version)
     for n, (write, columns) in enumerate(writes):
         statement = statement.add_cte(write.guarded(columns, f"w{n}_", cas).cte(f"w{n}"))
     return statement
@@ -104,3 +105,30 @@ def final_write(changed: tuple[str, ...], writes: tuple[tuple[Upsert, tuple[str,
 def tables_read(statement: ClauseElement) -> frozenset[str]:
     """The tables a read looks at: a waiting write to one of them must land before it runs."""
     return frozenset(table.name for table in find_tables(statement, include_crud=True))
+
+
+class LearnerCache:
+    """The learner rows this process wrote last, with their versions, by external id: an
+    optimistic unit starts from one instead of reading it. A row another process (or a locked
+    unit) changed since is caught by the same version check as any other change: the unit
+    conflicts, forgets the row and runs again on a fresh read; a unit that writes nothing checks
+    the version with one read. The least recently used rows go past `size`."""
+
+    def __init__(self, size: int = 10_000):
+        self.size = size
+        self._rows: OrderedDict[str, tuple[tuple[Any, ...], int]] = OrderedDict()
+
+    def get(self, key: str) -> tuple[tuple[Any, ...], int] | None:
+        found = self._rows.get(key)
+        if found is not None:
+            self._rows.move_to_end(key)
+        return found
+
+    def put(self, key: str, row: tuple[Any, ...], version: int) -> None:
+        self._rows[key] = (row, version)
+        self._rows.move_to_end(key)
+        if len(self._rows) > self.size:
+            self._rows.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        self._rows.pop(key, None)

@@ -52,7 +52,15 @@ from storage.models import (
     ReviewCard,
     TestScore,
 )
-from storage.optimistic import INSERTS, VERSION, Conflict, Upsert, final_write, tables_read
+from storage.optimistic import (
+    INSERTS,
+    VERSION,
+    Conflict,
+    LearnerCache,
+    Upsert,
+    final_write,
+    tables_read,
+)
 from storage.privacy import PrivacyQueries
 from storage.trainers import TrainerQueries
 
@@ -77,7 +85,8 @@ _UNLOCKED = {
     _LEARNER_BY_ID: select(*_COLUMNS, VERSION).where(_BY_ID),
 }
 """The learner as an optimistic unit reads it: no lock, its version last (storage.optimistic)."""
-_LEARNER_VERSION = select(VERSION).where(LEARNERS.c.id == bindparam("b_learner")).with_for_update()
+_VERSION_OF = select(VERSION).where(LEARNERS.c.id == bindparam("b_learner"))
+_LEARNER_VERSION = _VERSION_OF.with_for_update()
 _UPDATE_LEARNER = update(LEARNERS).where(LEARNERS.c.id == bindparam("b_learner"))
 _ANSWERED = select(Answer.id).where(
     Answer.learner_id == bindparam("b_learner"), Answer.token == bindparam("b_token")
@@ -153,6 +162,8 @@ class SqlStore:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         """ORM sessions, for code and tests that read freely outside the engine's units."""
+        self.learners = LearnerCache()
+        """Where an optimistic unit starts (storage.optimistic)."""
 
     @asynccontextmanager
     async def unit(self, *, optimistic: bool = False) -> AsyncIterator[SqlRepository]:
@@ -173,7 +184,7 @@ class SqlStore:
         if self.engine.dialect.name == "sqlite":  # a server's driver keeps SQLAlchemy's exit
             connection = aclosing(await connection)  # returns at once on the inline connection
         async with connection as conn:
-            repo = SqlRepository(conn, optimistic=optimistic)
+            repo = SqlRepository(conn, optimistic=optimistic, cache=self.learners)
             yield repo
             await repo.finish()
 
@@ -216,7 +227,13 @@ class _Locking:
 
 
 class SqlRepository(TrainerQueries, PrivacyQueries):
-    def __init__(self, conn: AsyncConnection, *, optimistic: bool = False):
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        *,
+        optimistic: bool = False,
+        cache: LearnerCache | None = None,
+    ):
         self.dialect = conn.dialect.name
         self._loaded: dict[int, tuple[LearnerRow, dict[str, Any]]] = {}
         driver = conn.sync_connection.connection.driver_connection if conn.sync_connection else None
@@ -235,6 +252,9 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         """Until `_lock`: no transaction, writes held back (storage.optimistic)."""
         self._versions: dict[int, int] = {}
         """The version (`xmin`) of each learner row read without a lock."""
+        self._cache = (cache or LearnerCache()) if self._optimistic else None
+        self._cached: set[int] = set()
+        """The learners this unit took from the cache, not from the database."""
         self._waiting: list[tuple[Upsert, dict[str, Any]]] = []
         self._wrote = False
         self._sa = conn
@@ -280,13 +300,22 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         if self._optimistic and self._loaded:
             await self._lock()  # a second learner: the unit takes locks from here on
         versioned = self._optimistic
-        rows = await self._rows(_UNLOCKED[statement] if versioned else statement, {"b_key": key})
-        if not rows:
-            return None
-        row = rows[0][:-1] if versioned else rows[0]
+        cached = None
+        if self._cache is not None and statement is _LEARNER_BY_EXTERNAL_ID:
+            cached = self._cache.get(str(key))
+        if cached is not None:
+            row, version = cached
+        else:
+            params = {"b_key": key}
+            rows = await self._rows(_UNLOCKED[statement] if versioned else statement, params)
+            if not rows:
+                return None
+            row, version = (rows[0][:-1], rows[0][-1]) if versioned else (rows[0], None)
         learner = LearnerRow(*row)
-        if versioned:
-            self._versions[learner.id] = rows[0][-1]
+        if version is not None:
+            self._versions[learner.id] = version
+        if cached is not None:
+            self._cached.add(learner.id)
         self._loaded[learner.id] = (learner, dict(zip(FIELDS, row, strict=True)))
         return learner
 
@@ -305,7 +334,7 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         for learner_id, version in self._versions.items():
             rows = (await self._sa.execute(_LEARNER_VERSION, {"b_learner": learner_id})).all()
             if not rows or rows[0][0] != version:
-                raise Conflict(f"learner {learner_id} changed")
+                raise self._conflict(self._loaded[learner_id][0])
         waiting, self._waiting = self._waiting, []
         for write, values in waiting:
             await self._write(write, values)
@@ -337,25 +366,50 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         for learner, changed in changes:
             if changed:
                 await self._write(_UPDATE_LEARNER, {"b_learner": learner.id, **changed})
+                if self._cache is not None:
+                    self._cache.forget(learner.external_id)  # its new version is not known here
         if self.direct is not None:
             self.direct.commit()
         if self.conn.in_transaction():  # on SQLite, after the driver's commit, a no-op
             await self.conn.commit()
 
     async def _write_at_once(self, changes: list[tuple[LearnerRow, dict[str, Any]]]) -> None:
-        """An optimistic unit's end: `storage.optimistic.final_write`, if anything changed."""
-        if not changes or not changes[0][1]:
-            return  # nothing written: `_write` locks a unit that has no learner
-        assert self.postgres is not None and len(changes) == 1  # a second learner locks
+        """An optimistic unit's end: `storage.optimistic.final_write`, if anything changed; if
+        not, a learner taken from the cache is checked against its row."""
+        if not changes:
+            return  # `_write` locks a unit that has no learner: nothing waits
+        assert self.postgres is not None and self._cache is not None
+        assert len(changes) == 1  # a second learner locks
         learner, changed = changes[0]
+        params: dict[str, Any] = {"b_learner": learner.id}
+        if not changed:
+            if learner.id in self._cached:
+                rows = await self.postgres.rows(_VERSION_OF, params)
+                if not rows or rows[0][0] != self._versions[learner.id]:
+                    raise self._conflict(learner)
+            else:
+                self._remember(learner, self._versions[learner.id])
+            return
         writes = tuple((write, tuple(values)) for write, values in self._waiting)
-        params = {"b_learner": learner.id, "b_version": self._versions[learner.id]}
+        params["b_version"] = self._versions[learner.id]
         params.update(("l_" + name, value) for name, value in changed.items())
         for n, (_write, values) in enumerate(self._waiting):
             params.update((f"w{n}_{name}", value) for name, value in values.items())
         rows = await self.postgres.rows(final_write(tuple(changed), writes), params)
-        if rows[0][0] != 1:
-            raise Conflict(f"learner {learner.id} changed")
+        if not rows:
+            raise self._conflict(learner)
+        self._remember(learner, rows[0][0])
+
+    def _remember(self, learner: LearnerRow, version: int) -> None:
+        assert self._cache is not None
+        row = tuple(getattr(learner, name) for name in FIELDS)
+        self._cache.put(learner.external_id, row, version)
+
+    def _conflict(self, learner: LearnerRow) -> Conflict:
+        """The learner changed since this unit read it: forget it, so the next try reads it."""
+        if self._cache is not None:
+            self._cache.forget(learner.external_id)
+        return Conflict(f"learner {learner.id} changed")
 
     async def learner(self, who: Who, now: datetime) -> LearnerRow:
         learner = await self._load(_LEARNER_BY_EXTERNAL_ID, who.external_id)

@@ -53,6 +53,15 @@ async def test_a_unit_that_lost_the_race_writes_nothing(postgres_store, first_ch
         assert not await repo.answered(learner, "late")
 
 
+async def locked(other: asyncpg.Connection, learner: int) -> bool:
+    try:
+        async with other.transaction():
+            await other.execute("SELECT 1 FROM learners WHERE id = $1 FOR UPDATE NOWAIT", learner)
+    except asyncpg.LockNotAvailableError:
+        return True
+    return False
+
+
 async def test_a_unit_that_reads_what_it_wrote_locks_the_learner_first(postgres_store):
     store = postgres_store
     learner = await learner_id(store)
@@ -61,14 +70,42 @@ async def test_a_unit_that_reads_what_it_wrote_locks_the_learner_first(postgres_
         async with store.unit(optimistic=True) as repo:
             await repo.learner(WHO, NOW)
             await repo.record_answer(learner, token="t1", **ANSWER)
-            facts = await repo.answers(learner)  # must see the answer: it is written first
-            assert [f.question_id for f in facts] == ["q1"]
-            with pytest.raises(asyncpg.LockNotAvailableError):
-                async with other.transaction():
-                    await other.execute(
-                        "SELECT 1 FROM learners WHERE id = $1 FOR UPDATE NOWAIT", learner
-                    )
+            assert not await locked(other, learner)
+            assert await repo.answered(learner, "t1")  # it must see the answer: written first
+            assert await locked(other, learner)
         assert await other.fetchval("SELECT count(*) FROM answers") == 1
+    finally:
+        await other.close()
+
+
+async def test_reads_that_list_what_the_unit_holds_back_add_it(postgres_store):
+    """A lesson's end reads the answers, days and lessons it has just added: the unit adds
+    what it holds to what it reads, and stays unlocked."""
+    store = postgres_store
+    learner = await learner_id(store)
+    other = await raw_connection(store)
+    later = NOW.replace(hour=10)
+    try:
+        async with store.unit() as repo:
+            await repo.record_answer(learner, token="t0", **ANSWER | {"question_id": "q0"})
+            await repo.add_practice_day(learner, NOW.date())
+        async with store.unit(optimistic=True) as repo:
+            await repo.learner(WHO, later)
+            await repo.record_answer(learner, token="t1", **ANSWER | {"at": later})
+            await repo.complete_lesson(learner, "l1", "c", later)
+            await repo.add_practice_day(learner, NOW.date())  # already there: not twice
+            await repo.add_practice_day(learner, later.date().replace(day=3))
+            assert [f.question_id for f in await repo.answers(learner)] == ["q0", "q1"]
+            assert [f.question_id for f in await repo.answers(learner, ["q1", "q9"])] == ["q1"]
+            assert await repo.completed_lessons(learner) == {"l1"}
+            days = [NOW.date(), NOW.date().replace(day=3)]
+            assert await repo.practice_days(learner) == days
+            assert (await repo.streak_history(learner))[0] == days
+            assert not await locked(other, learner)
+        async with store.unit() as repo:
+            assert [f.question_id for f in await repo.answers(learner)] == ["q0", "q1"]
+            assert await repo.completed_lessons(learner) == {"l1"}
+            assert await repo.practice_days(learner) == days
     finally:
         await other.close()
 
@@ -167,3 +204,52 @@ async def test_run_ends_in_a_locked_unit_however_often_it_loses(postgres_store):
     async with store.unit() as repo:
         learner = await repo.learner(WHO, NOW)
         assert (learner.streak_days, learner.item_index) == (7, 2)
+
+
+async def test_a_learner_changed_behind_the_cache_is_read_again(postgres_store):
+    """The process keeps the rows it wrote last; another process's change is caught by the
+    version check: a writing unit conflicts once and runs again on the fresh row, and a unit
+    that only reads checks the version and does the same."""
+    store = postgres_store
+    await learner_id(store)
+
+    async def advance(repo) -> int:
+        learner = await repo.learner(WHO, NOW)
+        seen.append(learner.item_index)
+        learner.item_index += 1
+        return learner.item_index
+
+    async def look(repo) -> int:
+        learner = await repo.learner(WHO, NOW)
+        seen.append(learner.item_index)
+        return learner.item_index
+
+    seen: list[int] = []
+    assert await store.run(advance) == 1  # read from the database, then kept
+    assert await store.run(advance) == 2  # from the cache
+    assert seen == [0, 1]
+    other = await raw_connection(store)
+    try:
+        await other.execute("UPDATE learners SET item_index = 10")
+        seen.clear()
+        assert await store.run(look) == 10
+        assert seen == [2, 10]
+        await other.execute("UPDATE learners SET item_index = 20")
+        seen.clear()
+        assert await store.run(advance) == 21
+        assert seen == [10, 20]  # the cache had the row the last read found
+    finally:
+        await other.close()
+
+
+def test_the_learner_cache_keeps_the_most_recently_used_rows():
+    from storage.optimistic import LearnerCache
+
+    cache = LearnerCache(size=2)
+    cache.put("a", ("a",), 1)
+    cache.put("b", ("b",), 1)
+    assert cache.get("a") == (("a",), 1)  # now "b" is the least recently used
+    cache.put("c", ("c",), 1)
+    assert cache.get("b") is None and cache.get("a") and cache.get("c")
+    cache.forget("a")
+    assert cache.get("a") is None
