@@ -1,15 +1,17 @@
-"""The SQLAlchemy repository behind the engine's `Repository` protocol, one per transaction.
+"""The SQLAlchemy repository behind the engine's `Repository` protocol, one per unit of work.
 
-Written on SQLAlchemy Core, not the ORM: every Telegram update is one short transaction, and the
-ORM's session, identity map and flush cost more CPU than the four statements they would save us
+Written on SQLAlchemy Core, not the ORM: every Telegram update is one short unit, and the ORM's
+session, identity map and flush cost more CPU than the four statements they would save us
 writing (measured in bench/interactive.py). The learner row is loaded into a plain `LearnerRow`;
 when the unit ends, only the columns the engine changed are written back. The statements a button
 press or a quiz poll runs are built once, at import, with their values bound at execution:
 building a statement and computing its cache key cost SQLAlchemy more than running it on SQLite.
 
-`SqlStore.unit()` opens a connection and a transaction; the learner row is read `FOR UPDATE` on
-PostgreSQL (SQLite's `BEGIN IMMEDIATE` already serialises writers), so two updates of the same
-learner handled at once cannot interleave their read-modify-write.
+Two updates of the same learner handled at once must not interleave their read-modify-write.
+`SqlStore.unit()` is a transaction; on PostgreSQL it reads the learner row `FOR UPDATE` (on
+SQLite, `BEGIN IMMEDIATE` already serialises writers). `SqlStore.run()`, which the engine uses
+for each update, is on PostgreSQL an optimistic unit instead: no lock, no transaction, one write
+that checks the row's version, and a retry if it moved (`storage.optimistic` says why and how).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import fields
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -401,8 +403,12 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         self._remember(learner, rows[0][0])
 
     def _remember(self, learner: LearnerRow, version: int) -> None:
+        """Keep the row as the database now holds it: instants in UTC (`UTCDateTime`)."""
         assert self._cache is not None
-        row = tuple(getattr(learner, name) for name in FIELDS)
+        row = tuple(
+            value.astimezone(UTC) if isinstance(value, datetime) else value
+            for value in (getattr(learner, name) for name in FIELDS)
+        )
         self._cache.put(learner.external_id, row, version)
 
     def _conflict(self, learner: LearnerRow) -> Conflict:
