@@ -4,6 +4,7 @@ leaves the fast path, locks the learner first."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import asyncpg
@@ -253,3 +254,70 @@ def test_the_learner_cache_keeps_the_most_recently_used_rows():
     assert cache.get("b") is None and cache.get("a") and cache.get("c")
     cache.forget("a")
     assert cache.get("a") is None
+
+
+class TwoInstances:
+    """Two bot instances on one database, each with its own learner cache: a learner's updates
+    go to one and then the other, and every answer and Continue is delivered to both at once
+    (a retried webhook, say). Toggles are not: ticking an option twice unticks it, locks or not."""
+
+    def __init__(self, *tutors):
+        self.tutors = tutors
+        self.turn = 0
+
+    async def handle(self, who, event):
+        data = getattr(event, "data", "")
+        if data.startswith(("a:", "go:")):
+            results = await asyncio.gather(*(t.handle(who, event) for t in self.tutors))
+            moved_on = [r for r in results if any(getattr(a, "buttons", None) for a in r)]
+            assert len(moved_on) == 1, results  # one handled it, the other found it stale
+            return moved_on[0]
+        self.turn += 1
+        return await self.tutors[self.turn % 2].handle(who, event)
+
+    async def bind_poll(self, who, token, poll_id):
+        await self.tutors[0].bind_poll(who, token, poll_id)
+
+
+async def test_two_instances_and_double_deliveries_keep_every_learner_consistent(
+    pg_cluster, catalog, clock
+):
+    from bot.tutor.engine import Tutor
+    from storage.db import create_engine, upgrade
+    from tests.chat import Chat, take_lesson
+    from tests.conftest import _create_database
+
+    url = await _create_database(pg_cluster)
+    engines = [create_engine(url), create_engine(url)]
+    await upgrade(engines[0])
+    lessons = catalog.courses["mooc-art"].lessons[:2]
+    try:
+        both = TwoInstances(*(Tutor(catalog, SqlStore(e), clock=clock) for e in engines))
+
+        async def learner(n: int) -> Chat:
+            chat = Chat(both, name=f"learner{n}")  # type: ignore[arg-type]
+            await chat.onboard()
+            await chat.command("today")
+            for lesson in lessons:
+                await take_lesson(chat, lesson)
+                assert f"Lesson complete: {lesson.title}" in chat.said
+                await chat.press("next lesson")
+            return chat
+
+        chats = await asyncio.gather(*(learner(n) for n in range(4)))
+        conn = await raw_connection(SqlStore(engines[0]))
+        try:
+            questions = sum(len(lesson.questions) for lesson in lessons)
+            for chat in chats:
+                counts = await conn.fetchrow(
+                    "SELECT (SELECT count(*) FROM answers a WHERE a.learner_id = l.id),"
+                    " (SELECT count(*) FROM lesson_completions c WHERE c.learner_id = l.id)"
+                    " FROM learners l WHERE external_id = $1",
+                    chat.who.external_id,
+                )
+                assert tuple(counts) == (questions, 2)
+        finally:
+            await conn.close()
+    finally:
+        for engine in engines:
+            await engine.dispose()
