@@ -2,6 +2,7 @@
 
     python -m bench.interactive [--learners 20] [--presses 45] [--rounds 3]
                                 [--paced-presses 15] [--paced-share 0.5]
+                                [--only aiogram_sqlite|ptb_sqlite|aiogram_postgresql ...]
 
 Each simulated learner presses a button, waits for the bot's next keyboard, and presses again,
 all learners at once. Each bot runs in its own process (as it would beside Telegram), started
@@ -311,6 +312,9 @@ async def alternating(
     return combined(echoes), combined(tutors)
 
 
+PAIRS = ("aiogram_sqlite", "ptb_sqlite", "aiogram_postgresql")
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--learners", type=int, default=20)
@@ -321,7 +325,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "--paced-share", type=float, default=0.5, help="of the tutor's saturated rate"
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PAIRS,
+        help="run this pair alone (repeatable); the others keep their recorded figures",
+    )
     args = parser.parse_args(argv)
+    wanted = set(args.only or PAIRS) - ({"aiogram_postgresql"} if args.no_postgres else set())
     load = Load(args.learners, args.presses, args.paced_presses, args.paced_share)
     figures: dict[str, float] = {}
 
@@ -335,6 +346,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         figures[f"{prefix}_paced_p95_ratio"] = tutor["paced_p95_ms"] / echo["paced_p95_ms"]
 
     def compare(prefix: str, transport: str, new_database: Callable[[], str]) -> None:
+        if prefix.removeprefix("interactive_") not in wanted:
+            return
         echo, tutor = asyncio.run(
             alternating(
                 args.rounds,
@@ -353,7 +366,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 transport,
                 lambda: f"sqlite:///{Path(tmp) / f'{next(files)}.db'}",
             )
-        if not args.no_postgres:
+        if "aiogram_postgresql" in wanted:
             with postgres() as new_database:
                 compare("interactive_aiogram_postgresql", "aiogram", new_database)
     for name, value in figures.items():
