@@ -208,24 +208,24 @@ class _Locking:
     """An optimistic unit's SQLAlchemy connection: a statement through it first turns the unit
     into a locked one (`SqlRepository._lock`); everything else is the connection's own."""
 
+    STATEMENTS = frozenset({"execute", "scalar", "scalars", "exec_driver_sql", "run_sync"})
+
     def __init__(self, conn: AsyncConnection, lock: Callable[[], Awaitable[None]]):
         self._conn = conn
         self._lock = lock
 
-    async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        await self._lock()
-        return await self._conn.execute(*args, **kwargs)
-
-    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
-        await self._lock()
-        return await self._conn.scalar(*args, **kwargs)
-
-    async def scalars(self, *args: Any, **kwargs: Any) -> Any:
-        await self._lock()
-        return await self._conn.scalars(*args, **kwargs)
-
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
+        attribute = getattr(self._conn, name)
+        if name not in self.STATEMENTS:
+            if name in ("stream", "stream_scalars"):
+                raise NotImplementedError("an optimistic unit does not stream")
+            return attribute
+
+        async def locked_first(*args: Any, **kwargs: Any) -> Any:
+            await self._lock()
+            return await attribute(*args, **kwargs)
+
+        return locked_first
 
 
 class SqlRepository(TrainerQueries, PrivacyQueries):
@@ -378,9 +378,11 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
     async def _write_at_once(self, changes: list[tuple[LearnerRow, dict[str, Any]]]) -> None:
         """An optimistic unit's end: `storage.optimistic.final_write`, if anything changed; if
         not, a learner taken from the cache is checked against its row."""
+        assert self.postgres is not None and self._cache is not None
+        if self.postgres.in_transaction():  # what it wrote would be rolled back with it
+            raise RuntimeError("an optimistic unit ran a statement that opened a transaction")
         if not changes:
             return  # `_write` locks a unit that has no learner: nothing waits
-        assert self.postgres is not None and self._cache is not None
         assert len(changes) == 1  # a second learner locks
         learner, changed = changes[0]
         params: dict[str, Any] = {"b_learner": learner.id}

@@ -321,3 +321,19 @@ async def test_two_instances_and_double_deliveries_keep_every_learner_consistent
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_a_transaction_opened_behind_an_optimistic_unit_is_an_error(postgres_store):
+    """Its one write would run inside that transaction and be rolled back with it: the unit
+    fails loudly instead (every statement through SQLAlchemy locks the unit first)."""
+    from sqlalchemy import text
+
+    await learner_id(postgres_store)
+    with pytest.raises(RuntimeError, match="opened a transaction"):
+        async with postgres_store.unit(optimistic=True) as repo:
+            (await repo.learner(WHO, NOW)).streak_days = 5
+            await repo._sa.execute(text("SELECT 1"))  # around `_Locking`, as no code should
+    async with postgres_store.unit(optimistic=True) as repo:
+        assert (await repo.learner(WHO, NOW)).streak_days == 0
+        await repo.conn.exec_driver_sql("SELECT 1")  # through it: the unit locks
+        assert repo.postgres.in_transaction()
