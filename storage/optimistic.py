@@ -1,26 +1,31 @@
-"""Optimistic units on PostgreSQL: a press read without a lock and written in one statement.
+"""Optimistic units on PostgreSQL: a press handled without a lock and written in one statement.
 
 Why: on PostgreSQL every statement is a round trip, and a round trip costs the bot about 90 µs of
 CPU on asyncpg and the server about as much again, on the same cores. A locked unit pays BEGIN,
 the learner's row `FOR UPDATE`, each statement and COMMIT: 4 round trips for a card, 7 for a
-graded answer (docs/benchmarks.md). An optimistic unit pays its reads and one write: 2 and 3.
+graded answer, 12 for a lesson's end. An optimistic unit pays its reads and one write: 1, 2 and 5
+(tests/test_storage.py keeps the budget; docs/benchmarks.md has the figures).
 
 How (`storage.repository.SqlRepository` runs it):
 
-- The learner's row is read with its `xmin`, PostgreSQL's version of the row, which every update
-  of the row changes; no lock, no transaction. Later reads run at once, each on its own.
+- The learner's row comes with its version, `xmin`, which every update of the row changes: from
+  `LearnerCache` (the rows this process wrote last) or from one read. No lock, no transaction;
+  later reads run at once, each on its own.
 - Writes wait in the unit (`Upsert`, the unit's inserts). At the end one statement
-  (`final_write`) updates the learner's changed columns only where `xmin` is still the one read,
+  (`final_write`) updates the learner's changed columns only where `xmin` is still the one known,
   and, in the same statement, runs each waiting insert only if that update happened. The update
-  always happens when anything is written, even with no column changed, so that it changes `xmin`
-  for any other unit of the same learner.
-- If another unit changed the learner in between, nothing is written: `Conflict`, and
-  `SqlStore.run` runs the whole unit again (the last try as a locked unit, so nobody waits for
-  ever). A double tap thus ends as it does with locks: the second press finds its button stale.
-- A unit that would read what it has not written yet (a read of a table with a waiting insert),
-  runs a statement through SQLAlchemy, or loads a second learner first turns into a locked unit:
+  happens whenever anything is written, even with no column changed, so that it changes `xmin`
+  for any other unit of the same learner. A unit that writes nothing but took the learner from
+  the cache checks its version with one read.
+- If another unit (of this process or another) changed the learner in between, nothing is
+  written: `Conflict`. The cache forgets the row and `SqlStore.run` runs the whole unit again
+  (the fourth try as a locked unit, so nobody waits for ever). A double tap thus ends as with
+  locks: the second press finds its button stale.
+- A read of what the unit has written but holds back adds it to what it reads (answers, lessons
+  done, practice days: a lesson's end). Any other read of a table with a waiting insert, a
+  statement through SQLAlchemy, or a second learner first turns the unit into a locked one:
   BEGIN, the learner's row locked and its `xmin` checked (`Conflict` if it moved), the waiting
-  inserts written. A lesson's end does this (its streak reads the practice day it adds).
+  inserts written.
 
 SQLite units never need this: its statements run in-process and its transactions take the write
 lock up front (`storage.db`).
