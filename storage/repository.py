@@ -24,12 +24,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    Integer,
     String,
     any_,
     bindparam,
+    cast,
     delete,
     func,
     literal,
+    null,
     select,
     union_all,
     update,
@@ -38,7 +41,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from bot.tutor.events import Who
-from bot.tutor.ports import AnswerFact, CertificateFact, LearnerState
+from bot.tutor.ports import Agenda, AnswerFact, CertificateFact, LearnerState
 from storage.direct import DirectPostgres, DirectSqlite
 from storage.inline_sqlite import InlineConnection
 from storage.models import (
@@ -156,7 +159,20 @@ _DUE_BOOSTER = (
     )
     .order_by(Booster.due_on, Booster.number)
     .limit(1)
+    .subquery()
 )
+_DUE_REVIEWS_AT = _DUE_REVIEWS.add_columns(ReviewCard.due).subquery()
+_AGENDA = union_all(
+    select(
+        literal("r"), _DUE_REVIEWS_AT.c.question_id, cast(null(), Integer), _DUE_REVIEWS_AT.c.due
+    ),
+    select(literal("b"), _DUE_BOOSTER.c.course_id, _DUE_BOOSTER.c.number, null()),
+    select(literal("c"), LessonCompletion.lesson_id, null(), null()).where(
+        LessonCompletion.learner_id == bindparam("b_learner")
+    ),
+)
+"""/today's three reads in one round trip, as (kind, id, booster number, review due) rows:
+reviews first, whose columns type the result."""
 
 
 class SqlStore:
@@ -632,9 +648,19 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
                 .on_conflict_do_nothing(index_elements=["learner_id", "course_id", "number"])
             )
 
-    async def due_booster(self, learner_id: int, today: date) -> tuple[str, int] | None:
-        rows = await self._rows(_DUE_BOOSTER, {"b_learner": learner_id, "b_today": today})
-        return (rows[0][0], rows[0][1]) if rows else None
+    async def agenda(self, learner_id: int, now: datetime, today: date, reviews: int) -> Agenda:
+        params = {"b_learner": learner_id, "b_now": now, "b_limit": reviews, "b_today": today}
+        booster = None
+        due: list[tuple[datetime, str]] = []
+        completed = {values["lesson_id"] for values in self._held(_INSERT_COMPLETION, learner_id)}
+        for kind, name, number, at in await self._rows(_AGENDA, params, _INSERT_COMPLETION):
+            if kind == "r":
+                due.append((at, name))
+            elif kind == "b":
+                booster = (name, number)
+            else:
+                completed.add(name)
+        return Agenda(booster, [name for _at, name in sorted(due)], completed)
 
     async def finish_booster(
         self, learner_id: int, course_id: str, number: int, at: datetime

@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 
 from bot.tutor.engine import Tutor
 from bot.tutor.events import Command, Press, Who
+from bot.tutor.ports import Agenda
 from storage.db import create_engine, current_revision, upgrade
 from storage.direct import DirectPostgres
 from storage.models import Base, LessonCompletion
@@ -118,10 +119,20 @@ async def test_review_cards_and_boosters_round_trip(store):
         assert await repo.review_card(learner.id, "q3") is None
         assert await repo.due_reviews(learner.id, NOW, 10) == ["q1"]
         assert await repo.due_reviews(learner.id, NOW + timedelta(days=3), 1) == ["q1"]
-        assert await repo.due_booster(learner.id, date(2026, 3, 2)) == ("c", 1)
+        assert await repo.agenda(learner.id, NOW, date(2026, 3, 2), 10) == Agenda(
+            ("c", 1), ["q1"], set()
+        )
         await repo.finish_booster(learner.id, "c", 1, NOW)
-        assert await repo.due_booster(learner.id, date(2026, 3, 2)) is None
-        assert await repo.due_booster(learner.id, date(2026, 3, 9)) == ("c", 2)
+        await repo.complete_lesson(learner.id, "l1", "c", NOW)
+        assert (await repo.agenda(learner.id, NOW, date(2026, 3, 2), 10)).booster is None
+        later = NOW + timedelta(days=3)
+        assert await repo.agenda(learner.id, later, date(2026, 3, 9), 1) == Agenda(
+            ("c", 2), ["q1"], {"l1"}
+        )
+        assert (await repo.agenda(learner.id, later, date(2026, 3, 9), 2)).due_reviews == [
+            "q1",
+            "q2",
+        ]
 
 
 def test_direct_statements_leave_an_expanding_in_to_sqlalchemy():
@@ -225,7 +236,7 @@ async def test_statements_per_update_stay_within_budget(store, catalog, clock, m
     assert most("go", "t") == (1 if postgres else 2)
     assert most("a", "ok") == (2 if postgres else 5)
     assert ends == ([(5, 0), (5, 0)] if postgres else [(10, 0), (9, 0)])
-    assert most("today") == (4 if postgres else 5)  # + booster, due reviews, completed lessons
+    assert most("today") == (2 if postgres else 3)  # + the agenda: booster, reviews, lessons done
     assert not any(began for *_press, began in seen)
     if postgres:
         assert any("INSERT INTO answers" in sql for sql in direct_calls)

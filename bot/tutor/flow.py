@@ -58,9 +58,13 @@ async def today(turn: Turn) -> None:
     if learner.lesson_id and turn.catalog.lesson(learner.lesson_id):
         await present(turn)
         return
-    if await review.start_booster(turn) or await review.next_review(turn):
+    today = local_date(turn.now, turn.zone)
+    agenda = await turn.repo.agenda(learner.id, turn.now, today, review.LOOKAHEAD)
+    if await review.start_booster(turn, agenda.booster) or await review.next_review(
+        turn, agenda.due_reviews
+    ):
         return
-    done = await turn.repo.completed_lessons(learner.id)
+    done = agenda.completed
     course = turn.catalog.course(learner.course_id or "") or turn.catalog.default_course()
     lesson = turn.catalog.next_lesson(course.id, done)
     if lesson is None:

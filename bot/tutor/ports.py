@@ -68,6 +68,16 @@ class AnswerFact:
 
 
 @dataclass(frozen=True)
+class Agenda:
+    """What /today chooses from, read at once: the booster due (course, number), the reviews
+    due (oldest first, at most the number asked for) and the lessons done."""
+
+    booster: tuple[str, int] | None
+    due_reviews: list[str]
+    completed: set[str]
+
+
+@dataclass(frozen=True)
 class CertificateFact:
     code: str
     learner_id: int
@@ -158,7 +168,10 @@ class Repository(Protocol):
 
     async def add_boosters(self, learner_id: int, course_id: str, due: list[date]) -> None: ...
 
-    async def due_booster(self, learner_id: int, today: date) -> tuple[str, int] | None: ...
+    async def agenda(self, learner_id: int, now: datetime, today: date, reviews: int) -> Agenda:
+        """One read where there would be three: the booster due `today`, the first `reviews`
+        reviews due at `now`, the lessons done."""
+        ...
 
     async def finish_booster(
         self, learner_id: int, course_id: str, number: int, at: datetime

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 SCHEDULER = Scheduler(learning_steps=(), relearning_steps=(), enable_fuzzing=False)
 DAILY_REVIEW_CAP = 10
+LOOKAHEAD = 5
+"""Due reviews read at once: the first whose question still exists goes on screen."""
 BOOSTER_DAYS = (7, 30)
 BOOSTER_ITEMS = 3
 
@@ -76,11 +78,13 @@ async def due_count(turn: Turn) -> int:
     return len(await turn.repo.due_reviews(turn.learner.id, turn.now, left))
 
 
-async def next_review(turn: Turn) -> bool:
-    """Put the next due review on screen; False when there is none (or the cap is reached)."""
+async def next_review(turn: Turn, due: list[str] | None = None) -> bool:
+    """Put the next due review on screen; False when there is none (or the cap is reached).
+    `due`: the first `LOOKAHEAD` reviews due, if the caller has read them."""
     from bot.tutor import flow
 
-    due = await turn.repo.due_reviews(turn.learner.id, turn.now, 5)
+    if due is None:
+        due = await turn.repo.due_reviews(turn.learner.id, turn.now, LOOKAHEAD)
     if not due or not await reviews_left_today(turn):  # the cap's count only when one is due
         return False
     for question_id in due:
@@ -116,11 +120,10 @@ async def add_boosters(turn: Turn, course: Course) -> list[datetime]:
     return [datetime.combine(d, time(0), tzinfo=turn.zone) for d in days]
 
 
-async def start_booster(turn: Turn) -> bool:
-    """Serve a booster due today, if any."""
+async def start_booster(turn: Turn, due: tuple[str, int] | None) -> bool:
+    """Serve the booster due today (`Agenda.booster`), if any."""
     from bot.tutor import flow
 
-    due = await turn.repo.due_booster(turn.learner.id, local_date(turn.now, turn.zone))
     if due is None:
         return False
     course_id, number = due
