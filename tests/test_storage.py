@@ -318,6 +318,34 @@ async def test_sqlite_units_never_queue_for_the_connection(sqlite_store):
         assert (await repo.learner(Who("tg:7", chat_id=7), NOW)).streak_days == 7
 
 
+async def test_a_unit_that_ended_well_gives_its_connection_back_without_a_task(store):
+    """SqlStore.unit: when giving the connection back cannot wait for the server, it takes no
+    turn of the event loop (SQLAlchemy's own exit closes in a task of its own). After a failure
+    on PostgreSQL the rollback may wait, and SQLAlchemy's shielded exit does it."""
+    loop = asyncio.get_running_loop()
+    created: list[object] = []
+    factory = loop.get_task_factory()
+
+    def counting(loop, coro, **kwargs):
+        created.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting)
+    try:
+        async with store.unit() as repo:
+            (await repo.learner(WHO, NOW)).streak_days = 2
+        assert created == []
+        with pytest.raises(RuntimeError):
+            async with store.unit() as repo:
+                (await repo.learner(WHO, NOW)).streak_days = 3
+                raise RuntimeError("boom")
+        assert len(created) == (0 if store.dialect == "sqlite" else 1)
+    finally:
+        loop.set_task_factory(factory)
+    async with store.unit() as repo:
+        assert (await repo.learner(WHO, NOW)).streak_days == 2
+
+
 async def test_full_lesson_journey_on_each_database(store, catalog, clock):
     tutor = Tutor(catalog, store, clock=clock)
     chat = Chat(tutor)
