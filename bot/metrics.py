@@ -135,6 +135,12 @@ class Metrics:
             ["kind", "result"],
             registry=reg,
         )
+        self.unit_conflicts = Counter(
+            "unit_conflicts",
+            "Updates handled again from the start because another update of the same learner "
+            "changed it first (PostgreSQL's optimistic units, storage/optimistic.py).",
+            registry=reg,
+        )
         self.telegram_429 = Counter(
             "telegram_429", "Telegram answers 429 Too Many Requests (any call).", registry=reg
         )

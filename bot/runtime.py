@@ -135,6 +135,7 @@ class TelegramService:
             raise ValueError("no token")
         self.app = self.app or await build_app(self.settings, serving=True)
         self.metrics = Metrics(engine=self.app.engine)
+        self.app.store.on_conflict = self.metrics.unit_conflicts.inc
         gateway = TelegramGateway(self.app.tutor, self.settings.lessons_dir, metrics=self.metrics)
         self.runner = make_runner(
             self.options.transport, self.settings.bot_token, self.settings.api_base, gateway

@@ -183,6 +183,8 @@ class SqlStore:
         self.learners = LearnerCache()
         """Where an optimistic unit starts (storage.optimistic)."""
         self.dialect = engine.dialect.name
+        self.on_conflict: Callable[[], None] = lambda: None
+        """Called each time `run` runs a unit again (the runtime counts them in /metrics)."""
 
     @asynccontextmanager
     async def unit(self, *, optimistic: bool = False) -> AsyncIterator[SqlRepository]:
@@ -225,6 +227,7 @@ class SqlStore:
             except Conflict:
                 if left == 0:
                     raise  # only an optimistic unit raises it
+                self.on_conflict()
                 log.debug("a unit met a newer learner row; running it again")
         raise AssertionError("unreachable")
 

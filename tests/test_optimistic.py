@@ -168,8 +168,11 @@ async def test_run_runs_a_unit_again_after_a_conflict(postgres_store):
         learner.item_index += 1
         return learner.item_index
 
+    counted: list[int] = []
+    store.on_conflict = lambda: counted.append(1)
     assert await store.run(work) == 11
     assert seen == [0, 10]
+    assert counted == [1]
 
 
 async def test_run_ends_in_a_locked_unit_however_often_it_loses(postgres_store):

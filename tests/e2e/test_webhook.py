@@ -63,6 +63,7 @@ async def test_metrics_count_updates_and_replies(tmp_path):
         user = TgUser(server, 321)
         await user.send("/start")
         await user.press("English")
+        service.app.store.on_conflict()  # as `SqlStore.run` does when it runs a unit again
         url = f"http://127.0.0.1:{service.port}/metrics"
         async with aiohttp.ClientSession() as http, http.get(url) as r:
             assert r.status == 200
@@ -71,3 +72,4 @@ async def test_metrics_count_updates_and_replies(tmp_path):
     assert 'updates_total{type="callback_query"} 1.0' in text
     assert 'messages_sent_total{kind="reply",result="sent"}' in text
     assert "reply_seconds_count" in text and "due_learners" in text
+    assert "unit_conflicts_total 1.0" in text
