@@ -58,8 +58,8 @@ async def today(turn: Turn) -> None:
     if learner.lesson_id and turn.catalog.lesson(learner.lesson_id):
         await present(turn)
         return
-    today = local_date(turn.now, turn.zone)
-    agenda = await turn.repo.agenda(learner.id, turn.now, today, review.LOOKAHEAD)
+    day = local_date(turn.now, turn.zone)
+    agenda = await turn.repo.agenda(learner.id, turn.now, day, review.LOOKAHEAD)
     if await review.start_booster(turn, agenda.booster) or await review.next_review(
         turn, agenda.due_reviews
     ):
