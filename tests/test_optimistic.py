@@ -340,3 +340,33 @@ async def test_a_transaction_opened_behind_an_optimistic_unit_is_an_error(postgr
         assert (await repo.learner(WHO, NOW)).streak_days == 0
         await repo.conn.exec_driver_sql("SELECT 1")  # through it: the unit locks
         assert repo.postgres.in_transaction()
+
+
+async def test_a_flood_of_one_learners_updates_at_once_is_answered_and_stored_once(
+    postgres_store, catalog, clock
+):
+    """50 updates of one learner at once (a double tap times fifty, commands between): each
+    conflicts at most three times, then takes the lock, so every update gets its reply and the
+    answer is stored once."""
+    from bot.tutor.engine import Tutor
+    from bot.tutor.events import Command, Press
+    from tests.chat import Chat
+
+    tutor = Tutor(catalog, postgres_store, clock=clock)
+    chat = Chat(tutor)
+    await chat.onboard()
+    await chat.command("today")
+    while chat.keyboard and chat.keyboard[0].label.startswith("Continue"):
+        await chat.press("Continue")
+    answer = chat.keyboard[0].data
+    conflicts: list[int] = []
+    postgres_store.on_conflict = lambda: conflicts.append(1)
+    events = [Press(answer)] * 40 + [Command("today")] * 5 + [Command("progress")] * 5
+    results = await asyncio.gather(*(tutor.handle(chat.who, event) for event in events))
+    assert all(results), "an update got no reply"
+    assert conflicts, "the updates never met: the test did not test anything"
+    other = await raw_connection(postgres_store)
+    try:
+        assert await other.fetchval("SELECT count(*) FROM answers") == 1
+    finally:
+        await other.close()
