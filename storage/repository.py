@@ -274,8 +274,9 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         self.postgres = (
             DirectPostgres(driver, conn.dialect, conn) if conn.dialect.driver == "asyncpg" else None
         )
-        """Or on asyncpg, once SQLAlchemy has opened the transaction (another PostgreSQL
-        driver, named in DATABASE_URL, goes through SQLAlchemy)."""
+        """Or on asyncpg: all of an optimistic unit's, and a locked unit's once SQLAlchemy has
+        opened the transaction (another PostgreSQL driver, named in DATABASE_URL, goes through
+        SQLAlchemy, in locked units)."""
         self._optimistic = (
             optimistic and self.postgres is not None and not self.postgres.in_transaction()
         )
@@ -361,6 +362,7 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         if not self._optimistic:
             return
         self._optimistic = False
+        self._wrote = True  # what goes through SQLAlchemy from here may write: count it so
         for learner_id, version in self._versions.items():
             rows = (await self._sa.execute(_LEARNER_VERSION, {"b_learner": learner_id})).all()
             if not rows or rows[0][0] != version:

@@ -370,3 +370,19 @@ async def test_a_flood_of_one_learners_updates_at_once_is_answered_and_stored_on
         assert await other.fetchval("SELECT count(*) FROM answers") == 1
     finally:
         await other.close()
+
+
+async def test_a_unit_that_wrote_through_sqlalchemy_moves_the_learners_version(postgres_store):
+    """A pause is written through SQLAlchemy and changes no learner column: the unit still
+    moves the learner's version, so a unit that read the learner before it conflicts."""
+    store = postgres_store
+    learner = await learner_id(store)
+    with pytest.raises(Conflict):
+        async with store.unit(optimistic=True) as late:
+            (await late.learner(WHO, NOW)).item_index = 5
+            async with store.unit(optimistic=True) as early:
+                await early.learner(WHO, NOW)
+                await early.set_pause(learner, NOW.date(), NOW.date())
+    async with store.unit() as repo:
+        assert (await repo.learner(WHO, NOW)).item_index == 0
+        assert (await repo.streak_history(learner))[1] == [(NOW.date(), NOW.date())]
