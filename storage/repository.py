@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    Date,
     Integer,
     String,
     any_,
@@ -41,7 +42,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from bot.tutor.events import Who
-from bot.tutor.ports import Agenda, AnswerFact, CertificateFact, LearnerState
+from bot.tutor.ports import Agenda, AnswerFact, CertificateFact, History, LearnerState
 from storage.direct import DirectPostgres, DirectSqlite
 from storage.inline_sqlite import InlineConnection
 from storage.models import (
@@ -102,11 +103,13 @@ _ANSWERS = (
     .where(Answer.learner_id == bindparam("b_learner"))
     .order_by(Answer.answered_at, Answer.id)
 )
-_ANSWERS_TO = _ANSWERS.where(Answer.question_id.in_(bindparam("b_questions", expanding=True)))
-_ANSWERS_TO_ANY = _ANSWERS.where(
-    Answer.question_id == any_(bindparam("b_questions", type_=ARRAY(String)))
-)
-"""PostgreSQL's form of `_ANSWERS_TO`: one array parameter, so it runs straight on asyncpg."""
+_TO_QUESTIONS = {
+    "postgresql": Answer.question_id == any_(bindparam("b_questions", type_=ARRAY(String))),
+    "sqlite": Answer.question_id.in_(bindparam("b_questions", expanding=True)),
+}
+"""Answers to the questions in `b_questions`: on PostgreSQL one array parameter, so the
+statement runs straight on asyncpg; on SQLite an expanding IN, which SQLAlchemy runs."""
+_ANSWERS_TO = {name: _ANSWERS.where(condition) for name, condition in _TO_QUESTIONS.items()}
 _ANSWERS_SINCE = (
     select(func.count())
     .select_from(Answer)
@@ -135,6 +138,31 @@ _STREAK_HISTORY = union_all(
     ),
 )
 """Practice days as (day, day, False) and pauses as (first, last, True), in one round trip."""
+_NO_DAY = cast(null(), Date)
+_BLANK = [null()] * (len(ANSWER_FACT_COLUMNS) + 1)
+_HISTORY_REST = (
+    select(literal("d"), *_BLANK, PracticeDay.day, PracticeDay.day).where(
+        PracticeDay.learner_id == bindparam("b_learner")
+    ),
+    select(literal("p"), *_BLANK, PausePeriod.first_day, PausePeriod.last_day).where(
+        PausePeriod.learner_id == bindparam("b_learner")
+    ),
+    select(literal("c"), LessonCompletion.lesson_id, *_BLANK[1:], _NO_DAY, _NO_DAY).where(
+        LessonCompletion.learner_id == bindparam("b_learner")
+    ),
+)
+_HISTORY = {
+    name: union_all(
+        select(literal("a"), *ANSWER_FACT_COLUMNS, Answer.id, _NO_DAY, _NO_DAY).where(
+            Answer.learner_id == bindparam("b_learner"), condition
+        ),
+        *_HISTORY_REST,
+    )
+    for name, condition in _TO_QUESTIONS.items()
+}
+"""A lesson's end reads in one round trip, as (kind, the answer's columns and id, first and
+last day) rows: answers to chosen questions ("a", first, whose columns type the result), practice
+days ("d"), pauses ("p") and lessons done ("c", the lesson in the first column)."""
 _REVIEW_CARD = select(ReviewCard.card).where(
     ReviewCard.learner_id == bindparam("b_learner"),
     ReviewCard.question_id == bindparam("b_question"),
@@ -293,15 +321,15 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         """SQLAlchemy's connection, for the statements `storage.direct` does not run."""
 
     async def _rows(
-        self, statement: Any, params: dict[str, Any], besides: Upsert | None = None
+        self, statement: Any, params: dict[str, Any], besides: Collection[Upsert] = ()
     ) -> Sequence[Any]:
-        """The rows of a read. `besides`: the caller adds what this unit holds back of that
-        write (`_held`), so it need not be written first."""
+        """The rows of a read. `besides`: the caller adds what this unit holds back of these
+        writes (`_held`), so they need not be written first."""
         if self.direct is not None:
             return self.direct.rows(statement, params)
         if self.postgres is not None:
             read = tables_read(statement) if self._waiting else ()
-            if any(w is not besides and w.table.name in read for w, _ in self._waiting):
+            if any(w not in besides and w.table.name in read for w, _ in self._waiting):
                 await self._lock()  # the read must see what waits
             if self._optimistic or self.postgres.in_transaction():
                 return await self.postgres.rows(statement, params)
@@ -513,14 +541,24 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
     ) -> list[AnswerFact]:
         params: dict[str, Any] = {"b_learner": learner_id}
         if questions is None:
-            rows = await self._rows(_ANSWERS, params, besides=_INSERT_ANSWER)
-        elif self.dialect == "postgresql":
+            rows = await self._rows(_ANSWERS, params, besides=(_INSERT_ANSWER,))
+        else:
             params["b_questions"] = list(questions)
-            rows = await self._rows(_ANSWERS_TO_ANY, params, besides=_INSERT_ANSWER)
-        else:  # an expanding IN: SQLAlchemy's execution (storage.direct)
-            params["b_questions"] = list(questions)
-            rows = (await self.conn.execute(_ANSWERS_TO, params)).all()
-        facts = [AnswerFact(*row) for row in rows]
+            rows = await self._to_questions(_ANSWERS_TO, params, (_INSERT_ANSWER,))
+        return self._with_held_answers(learner_id, [AnswerFact(*row) for row in rows], questions)
+
+    async def _to_questions(
+        self, statements: dict[str, Any], params: dict[str, Any], besides: Collection[Upsert]
+    ) -> Sequence[Any]:
+        """A read of answers to `b_questions` (`_TO_QUESTIONS`): on SQLite an expanding IN,
+        which SQLAlchemy's execution runs (storage.direct)."""
+        if self.dialect == "sqlite":
+            return (await self.conn.execute(statements["sqlite"], params)).all()
+        return await self._rows(statements[self.dialect], params, besides)
+
+    def _with_held_answers(
+        self, learner_id: int, facts: list[AnswerFact], questions: Collection[str] | None
+    ) -> list[AnswerFact]:
         held = [
             AnswerFact(*(values[column.key] for column in ANSWER_FACT_COLUMNS))
             for values in self._held(_INSERT_ANSWER, learner_id)
@@ -529,6 +567,33 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         if held:  # oldest first, and after the stored ones of the same instant
             return sorted(facts + held, key=lambda fact: fact.answered_at)
         return facts
+
+    async def history(self, learner_id: int, questions: Collection[str]) -> History:
+        params = {"b_learner": learner_id, "b_questions": list(questions)}
+        besides = (_INSERT_ANSWER, _INSERT_PRACTICE_DAY, _INSERT_COMPLETION)
+        answered: list[tuple[datetime, int, AnswerFact]] = []
+        days = {values["day"] for values in self._held(_INSERT_PRACTICE_DAY, learner_id)}
+        pauses: list[tuple[date, date]] = []
+        completed = {values["lesson_id"] for values in self._held(_INSERT_COMPLETION, learner_id)}
+        for kind, *answer, answer_id, first, last in await self._to_questions(
+            _HISTORY, params, besides
+        ):
+            if kind == "a":
+                fact = AnswerFact(*answer)
+                answered.append((fact.answered_at, answer_id, fact))
+            elif kind == "d":
+                days.add(first)
+            elif kind == "p":
+                pauses.append((first, last))
+            else:
+                completed.add(answer[0])
+        facts = [fact for _at, _id, fact in sorted(answered, key=lambda a: (a[0], a[1]))]
+        return History(
+            sorted(days),
+            sorted(pauses),
+            self._with_held_answers(learner_id, facts, questions),
+            completed,
+        )
 
     async def complete_lesson(
         self, learner_id: int, lesson_id: str, course_id: str, at: datetime
@@ -544,7 +609,9 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         )
 
     async def completed_lessons(self, learner_id: int) -> set[str]:
-        rows = await self._rows(_COMPLETED, {"b_learner": learner_id}, besides=_INSERT_COMPLETION)
+        rows = await self._rows(
+            _COMPLETED, {"b_learner": learner_id}, besides=(_INSERT_COMPLETION,)
+        )
         held = self._held(_INSERT_COMPLETION, learner_id)
         return {lesson for (lesson,) in rows} | {values["lesson_id"] for values in held}
 
@@ -553,7 +620,7 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
 
     async def practice_days(self, learner_id: int) -> list[date]:
         params = {"b_learner": learner_id}
-        days = {day for (day,) in await self._rows(_PRACTICE_DAYS, params, _INSERT_PRACTICE_DAY)}
+        days = {day for (day,) in await self._rows(_PRACTICE_DAYS, params, (_INSERT_PRACTICE_DAY,))}
         days.update(values["day"] for values in self._held(_INSERT_PRACTICE_DAY, learner_id))
         return sorted(days)
 
@@ -571,7 +638,9 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         days: list[date] = []
         pauses: list[tuple[date, date]] = []
         params = {"b_learner": learner_id}
-        for first, last, paused in await self._rows(_STREAK_HISTORY, params, _INSERT_PRACTICE_DAY):
+        for first, last, paused in await self._rows(
+            _STREAK_HISTORY, params, (_INSERT_PRACTICE_DAY,)
+        ):
             if paused:
                 pauses.append((first, last))
             else:
@@ -667,7 +736,7 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         booster = None
         due: list[tuple[datetime, str]] = []
         completed = {values["lesson_id"] for values in self._held(_INSERT_COMPLETION, learner_id)}
-        for kind, name, number, at in await self._rows(_AGENDA, params, _INSERT_COMPLETION):
+        for kind, name, number, at in await self._rows(_AGENDA, params, (_INSERT_COMPLETION,)):
             if kind == "r":
                 due.append((at, name))
             elif kind == "b":

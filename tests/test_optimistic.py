@@ -102,6 +102,9 @@ async def test_reads_that_list_what_the_unit_holds_back_add_it(postgres_store):
             days = [NOW.date(), NOW.date().replace(day=3)]
             assert await repo.practice_days(learner) == days
             assert (await repo.streak_history(learner))[0] == days
+            record = await repo.history(learner, ["q1", "q0"])
+            assert [f.question_id for f in record.answers] == ["q0", "q1"]
+            assert (record.days, record.completed) == (days, {"l1"})
             assert not await locked(other, learner)
         async with store.unit() as repo:
             assert [f.question_id for f in await repo.answers(learner)] == ["q0", "q1"]

@@ -66,11 +66,13 @@ def labels(turn: Turn, lesson: Lesson) -> list[str]:
     return lines
 
 
-async def finish(turn: Turn, lesson: Lesson, course_id: str) -> list[str]:
-    """Store the score (first time only) and return the lines to show."""
+async def finish(
+    turn: Turn, lesson: Lesson, course_id: str, answers: list[AnswerFact]
+) -> list[str]:
+    """Store the score (first time only) and return the lines to show. `answers`: the
+    learner's answers to the test's questions, oldest first."""
     _ = turn.t._
-    asked = [q.id for q in lesson.questions]
-    score, confidence = discernment(lesson, await turn.repo.answers(turn.learner.id, asked))
+    score, confidence = discernment(lesson, answers)
     kind = KIND[lesson.role]
     await turn.repo.save_test_score(turn.learner.id, course_id, kind, score, confidence, turn.now)
     scores = await turn.repo.test_scores(turn.learner.id, course_id)

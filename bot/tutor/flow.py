@@ -442,15 +442,16 @@ async def _finish(turn: Turn, lesson: Lesson | None) -> None:
     day = local_date(turn.now, turn.zone)
     if learner.last_practice_day != day:  # set only here, beside the day's row
         await turn.repo.add_practice_day(learner.id, day)
-    streak = await habits.streak(turn)
+    ids = {q.id for q in lesson.questions}
+    record = await turn.repo.history(learner.id, ids)  # one read: streak, grades, lessons done
+    streak = habits.summarize(turn, record.days, record.pauses)
     learner.streak_days = streak.current
     learner.last_practice_day = day
     from bot.tutor import assessment, certify, review
     from bot.tutor.assessment import TEST_ROLES
 
-    ids = {q.id for q in lesson.questions}
     graded = {}
-    for fact in await turn.repo.answers(learner.id, ids):
+    for fact in record.answers:
         if fact.correct is not None:
             graded[fact.question_id] = fact.correct  # the latest answer counts here
     right = sum(graded.values())
@@ -463,8 +464,8 @@ async def _finish(turn: Turn, lesson: Lesson | None) -> None:
         )
     )
     if lesson.role in TEST_ROLES:
-        turn.out.say("\n".join(await assessment.finish(turn, lesson, course_id)))
-    done = await turn.repo.completed_lessons(learner.id)
+        turn.out.say("\n".join(await assessment.finish(turn, lesson, course_id, record.answers)))
+    done = record.completed
     following = turn.catalog.next_lesson(course_id, done)
     if following is None and place is not None:
         lines.append(_("You have finished the whole course. Congratulations!"))

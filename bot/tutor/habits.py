@@ -30,7 +30,11 @@ def today(turn: Turn) -> date:
 
 async def streak(turn: Turn) -> StreakSummary:
     """The learner's streak today, with freezes and paused days applied."""
-    days, pauses = await turn.repo.streak_history(turn.learner.id)
+    return summarize(turn, *await turn.repo.streak_history(turn.learner.id))
+
+
+def summarize(turn: Turn, days: list[date], pauses: list[tuple[date, date]]) -> StreakSummary:
+    """`streak` from practice days and pauses already read (`Repository.history`)."""
     paused: set[date] = set()
     for first, last in pauses:
         day = first

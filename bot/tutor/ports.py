@@ -78,6 +78,17 @@ class Agenda:
 
 
 @dataclass(frozen=True)
+class History:
+    """A learner's record as a lesson's end reads it, at once: practice days and pauses (for
+    the streak), the answers to the lesson's questions (oldest first), the lessons done."""
+
+    days: list[date]
+    pauses: list[tuple[date, date]]
+    answers: list[AnswerFact]
+    completed: set[str]
+
+
+@dataclass(frozen=True)
 class CertificateFact:
     code: str
     learner_id: int
@@ -167,6 +178,11 @@ class Repository(Protocol):
     async def test_scores(self, learner_id: int, course_id: str) -> dict[str, float | None]: ...
 
     async def add_boosters(self, learner_id: int, course_id: str, due: list[date]) -> None: ...
+
+    async def history(self, learner_id: int, questions: Collection[str]) -> History:
+        """One read where there would be three: `streak_history`, `answers(questions)` and
+        `completed_lessons`."""
+        ...
 
     async def agenda(self, learner_id: int, now: datetime, today: date, reviews: int) -> Agenda:
         """One read where there would be three: the booster due `today`, the first `reviews`
