@@ -3,7 +3,7 @@
 Why: on PostgreSQL every statement is a round trip, and a round trip costs the bot about 90 µs of
 CPU on asyncpg and the server about as much again, on the same cores. A locked unit pays BEGIN,
 the learner's row `FOR UPDATE`, each statement and COMMIT: 4 round trips for a card, 7 for a
-graded answer, 12 for a lesson's end. An optimistic unit pays its reads and one write: 1, 2 and 5
+graded answer, 12 for a lesson's end. An optimistic unit pays its reads and one write: 1, 2 and 3
 (tests/test_storage.py keeps the budget; docs/benchmarks.md has the figures).
 
 How (`storage.repository.SqlRepository` runs it):
