@@ -324,7 +324,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument(
         "--paced-share", type=float, default=0.5, help="of the tutor's saturated rate"
     )
-    parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument(
         "--only",
         action="append",
@@ -332,7 +331,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         help="run this pair alone (repeatable); the others keep their recorded figures",
     )
     args = parser.parse_args(argv)
-    wanted = set(args.only or PAIRS) - ({"aiogram_postgresql"} if args.no_postgres else set())
+    wanted = set(args.only or PAIRS)
     load = Load(args.learners, args.presses, args.paced_presses, args.paced_share)
     figures: dict[str, float] = {}
 

@@ -384,6 +384,10 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         the unit ends in `Conflict` (storage.optimistic)."""
         return [v for w, v in self._waiting if w is write and v["learner_id"] == learner_id]
 
+    def _held_column(self, write: Upsert, learner_id: int, column: str) -> set[Any]:
+        """One column of `_held`: the days or the lessons a read adds."""
+        return {values[column] for values in self._held(write, learner_id)}
+
     async def _lock(self) -> None:
         """Turn an optimistic unit into a locked one: lock each learner read and check that it
         is the version read (else `Conflict`), then write what waited (storage.optimistic)."""
@@ -572,9 +576,9 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         params = {"b_learner": learner_id, "b_questions": list(questions)}
         besides = (_INSERT_ANSWER, _INSERT_PRACTICE_DAY, _INSERT_COMPLETION)
         answered: list[tuple[datetime, int, AnswerFact]] = []
-        days = {values["day"] for values in self._held(_INSERT_PRACTICE_DAY, learner_id)}
+        days = self._held_column(_INSERT_PRACTICE_DAY, learner_id, "day")
         pauses: list[tuple[date, date]] = []
-        completed = {values["lesson_id"] for values in self._held(_INSERT_COMPLETION, learner_id)}
+        completed = self._held_column(_INSERT_COMPLETION, learner_id, "lesson_id")
         for kind, *answer, answer_id, first, last in await self._to_questions(
             _HISTORY, params, besides
         ):
@@ -612,8 +616,8 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         rows = await self._rows(
             _COMPLETED, {"b_learner": learner_id}, besides=(_INSERT_COMPLETION,)
         )
-        held = self._held(_INSERT_COMPLETION, learner_id)
-        return {lesson for (lesson,) in rows} | {values["lesson_id"] for values in held}
+        held = self._held_column(_INSERT_COMPLETION, learner_id, "lesson_id")
+        return {lesson for (lesson,) in rows} | held
 
     async def add_practice_day(self, learner_id: int, day: date) -> None:
         await self._write(_INSERT_PRACTICE_DAY, {"learner_id": learner_id, "day": day})
@@ -621,8 +625,7 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
     async def practice_days(self, learner_id: int) -> list[date]:
         params = {"b_learner": learner_id}
         days = {day for (day,) in await self._rows(_PRACTICE_DAYS, params, (_INSERT_PRACTICE_DAY,))}
-        days.update(values["day"] for values in self._held(_INSERT_PRACTICE_DAY, learner_id))
-        return sorted(days)
+        return sorted(days | self._held_column(_INSERT_PRACTICE_DAY, learner_id, "day"))
 
     async def link_poll(self, poll_id: str, learner_id: int, token: str, at: datetime) -> None:
         await self._write(
@@ -645,8 +648,8 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
                 pauses.append((first, last))
             else:
                 days.append(first)
-        days.extend(values["day"] for values in self._held(_INSERT_PRACTICE_DAY, learner_id))
-        return sorted(set(days)), sorted(pauses)
+        held = self._held_column(_INSERT_PRACTICE_DAY, learner_id, "day")
+        return sorted(held.union(days)), sorted(pauses)
 
     async def set_pause(self, learner_id: int, first: date, last: date | None) -> None:
         covering = await self.conn.execute(
@@ -735,7 +738,7 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         params = {"b_learner": learner_id, "b_now": now, "b_limit": reviews, "b_today": today}
         booster = None
         due: list[tuple[datetime, str]] = []
-        completed = {values["lesson_id"] for values in self._held(_INSERT_COMPLETION, learner_id)}
+        completed = self._held_column(_INSERT_COMPLETION, learner_id, "lesson_id")
         for kind, name, number, at in await self._rows(_AGENDA, params, (_INSERT_COMPLETION,)):
             if kind == "r":
                 due.append((at, name))

@@ -85,6 +85,15 @@ class Chat:
         await self.press(time)
 
 
+async def first_answer(chat: Chat) -> str:
+    """Onboard, open today's lesson, continue past its cards: the first answer button's data."""
+    await chat.onboard()
+    await chat.command("today")
+    while chat.keyboard and chat.keyboard[0].label.startswith("Continue"):
+        await chat.press("Continue")
+    return chat.keyboard[0].data or ""
+
+
 async def take_lesson(chat: Chat, lesson, right: bool = True) -> None:
     """Go through `lesson` (already on screen): continue past cards, answer every question
     right (or wrong) by pressing the buttons a learner would press."""

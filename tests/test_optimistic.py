@@ -353,15 +353,11 @@ async def test_a_flood_of_one_learners_updates_at_once_is_answered_and_stored_on
     answer is stored once."""
     from bot.tutor.engine import Tutor
     from bot.tutor.events import Command, Press
-    from tests.chat import Chat
+    from tests.chat import Chat, first_answer
 
     tutor = Tutor(catalog, postgres_store, clock=clock)
     chat = Chat(tutor)
-    await chat.onboard()
-    await chat.command("today")
-    while chat.keyboard and chat.keyboard[0].label.startswith("Continue"):
-        await chat.press("Continue")
-    answer = chat.keyboard[0].data
+    answer = await first_answer(chat)
     conflicts: list[int] = []
     postgres_store.on_conflict = lambda: conflicts.append(1)
     events = [Press(answer)] * 40 + [Command("today")] * 5 + [Command("progress")] * 5

@@ -16,10 +16,23 @@ from bot.tutor.ports import Agenda
 from storage.db import create_engine, current_revision, upgrade
 from storage.direct import DirectPostgres
 from storage.models import Base, LessonCompletion
-from tests.chat import Chat, take_lesson
+from tests.chat import Chat, first_answer, take_lesson
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 WHO = Who("tg:42", chat_id=42, display_name="Ada")
+
+
+async def record(repo, learner_id: int, question: str, token: str, correct: bool = True) -> None:
+    """An answer to `question` in lesson l1, at NOW."""
+    await repo.record_answer(
+        learner_id,
+        question_id=question,
+        lesson_id="l1",
+        token=token,
+        choice="0",
+        correct=correct,
+        at=NOW,
+    )
 
 
 async def test_migrations_match_the_models(db_url):
@@ -82,15 +95,7 @@ async def test_answers_to_chosen_questions_and_the_streak_history(store):
     async with store.unit() as repo:
         learner = await repo.learner(WHO, NOW)
         for n, question in enumerate(("q1", "q2", "q3")):
-            await repo.record_answer(
-                learner.id,
-                question_id=question,
-                lesson_id="l1",
-                token=f"tok{n}",
-                choice="0",
-                correct=n != 1,
-                at=NOW,
-            )
+            await record(repo, learner.id, question, f"tok{n}", correct=n != 1)
         await repo.add_practice_day(learner.id, date(2026, 3, 2))
         await repo.add_practice_day(learner.id, date(2026, 2, 26))
         await repo.set_pause(learner.id, date(2026, 2, 27), date(2026, 3, 1))
@@ -111,32 +116,24 @@ async def test_the_history_reads_streak_grades_and_lessons_done_at_once(store):
         learner = await repo.learner(WHO, NOW)
         answers = (("q1", False), ("q2", True), ("q1", True), ("q9", True))
         for n, (question, correct) in enumerate(answers):
-            await repo.record_answer(
-                learner.id,
-                question_id=question,
-                lesson_id="l1",
-                token=f"t{n}",
-                choice="0",
-                correct=correct,
-                at=NOW,
-            )
+            await record(repo, learner.id, question, f"t{n}", correct)
         await repo.add_practice_day(learner.id, date(2026, 3, 1))
         await repo.add_practice_day(learner.id, date(2026, 2, 27))
         await repo.set_pause(learner.id, date(2026, 2, 28), date(2026, 2, 28))
         await repo.complete_lesson(learner.id, "l0", "c", NOW)
     async with store.unit() as repo:
-        record = await repo.history(learner.id, {"q1", "q2"})
-        assert [(f.question_id, f.correct) for f in record.answers] == [
+        found = await repo.history(learner.id, {"q1", "q2"})
+        assert [(f.question_id, f.correct) for f in found.answers] == [
             ("q1", False),
             ("q2", True),
             ("q1", True),
         ]
-        assert record.days == [date(2026, 2, 27), date(2026, 3, 1)]
-        assert record.pauses == [(date(2026, 2, 28), date(2026, 2, 28))]
-        assert record.completed == {"l0"}
-        assert (record.days, record.pauses) == await repo.streak_history(learner.id)
-        assert record.answers == await repo.answers(learner.id, {"q1", "q2"})
-        assert record.completed == await repo.completed_lessons(learner.id)
+        assert found.days == [date(2026, 2, 27), date(2026, 3, 1)]
+        assert found.pauses == [(date(2026, 2, 28), date(2026, 2, 28))]
+        assert found.completed == {"l0"}
+        assert (found.days, found.pauses) == await repo.streak_history(learner.id)
+        assert found.answers == await repo.answers(learner.id, {"q1", "q2"})
+        assert found.completed == await repo.completed_lessons(learner.id)
 
 
 async def test_review_cards_and_boosters_round_trip(store):
@@ -301,15 +298,7 @@ async def test_sqlite_units_run_on_the_driver_and_end_their_transaction(sqlite_s
     async with sqlite_store.unit() as repo:
         assert repo.direct is not None
         learner = await repo.learner(WHO, NOW)
-        await repo.record_answer(
-            learner.id,
-            question_id="q1",
-            lesson_id="l1",
-            token="t1",
-            choice="0",
-            correct=True,
-            at=NOW,
-        )
+        await record(repo, learner.id, "q1", "t1")
         await repo.save_review_card(learner.id, "q1", NOW, {"due": "x", "stability": 1.5})
         facts = await repo.answers(learner.id, ["q1"])  # an expanding IN: SQLAlchemy's path
         assert [f.question_id for f in facts] == ["q1"]
@@ -396,11 +385,7 @@ async def test_concurrent_presses_of_one_learner_record_one_answer(store, catalo
     """Two copies of the same update handled at once (a retried webhook, say)."""
     tutor = Tutor(catalog, store, clock=clock)
     chat = Chat(tutor)
-    await chat.onboard()
-    await chat.command("today")
-    while chat.keyboard and chat.keyboard[0].label.startswith("Continue"):
-        await chat.press("Continue")
-    data = chat.keyboard[0].data
+    data = await first_answer(chat)
     await asyncio.gather(*(tutor.handle(chat.who, Press(data)) for _ in range(5)))
     async with store.sessions() as s:
         assert await s.scalar(text("select count(*) from answers")) == 1
