@@ -21,6 +21,10 @@ How (`storage.repository.SqlRepository` runs it):
   written: `Conflict`. The cache forgets the row and `SqlStore.run` runs the whole unit again
   (the fourth try as a locked unit, so nobody waits for ever). A double tap thus ends as with
   locks: the second press finds its button stale.
+- The cache also keeps a few of the learner's review cards, valid at the row's version: those
+  the process wrote, and the one for the question on screen, which the unit's write selected
+  beside the new version. A graded answer then reads its card from there: one round trip, the
+  write. The version check that guards the row guards them too.
 - A read of what the unit has written but holds back adds it to what it reads (answers, lessons
   done, practice days: a lesson's end). Any other read of a table with a waiting insert, a
   statement through SQLAlchemy, or a second learner first turns the unit into a locked one:
@@ -34,9 +38,9 @@ lock up front (`storage.db`).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, bindparam, exists, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -87,11 +91,20 @@ class Upsert:
 
 
 @lru_cache(maxsize=256)
-def final_write(changed: tuple[str, ...], writes: tuple[tuple[Upsert, tuple[str, ...]], ...]):
+def final_write(
+    changed: tuple[str, ...],
+    writes: tuple[tuple[Upsert, tuple[str, ...]], ...],
+    also: ClauseElement | None = None,
+):
     """The unit's one write, for the learner's `changed` columns (bound as `l_<column>`) and the
     waiting `writes` (the n-th bound as `w<n>_<column>`), checked against `b_learner` and
     `b_version`. It selects the row's new version, or nothing: a `Conflict`. Cached per shape,
-    so each shape is compiled once (`storage.direct.compiled` keys by identity)."""
+    so each shape is compiled once (`storage.direct.compiled` keys by identity).
+
+    `also`: a scalar subquery selected beside the version, a read for the learner's next update
+    (`SqlRepository.prefetch_review_card`). It sees the database as the statement began, which
+    is as of the version checked: anything written for this learner since changed its row too,
+    and then the update writes nothing."""
     values = {c: bindparam("l_" + c, type_=LEARNERS.c[c].type) for c in changed}
     cas = (
         update(LEARNERS)
@@ -100,7 +113,7 @@ def final_write(changed: tuple[str, ...], writes: tuple[tuple[Upsert, tuple[str,
         .returning(VERSION.label("version"))
         .cte("learner")
     )
-    statement = select(cas.c.version)
+    statement = select(cas.c.version) if also is None else select(cas.c.version, also)
     for n, (write, columns) in enumerate(writes):
         statement = statement.add_cte(write.guarded(columns, f"w{n}_", cas).cte(f"w{n}"))
     return statement
@@ -112,25 +125,45 @@ def tables_read(statement: ClauseElement) -> frozenset[str]:
     return frozenset(table.name for table in find_tables(statement, include_crud=True))
 
 
+class Cached(NamedTuple):
+    """A learner row as this process last wrote it, its version, and what the process knows of
+    the learner's review cards at that version: question id → the stored card, or None when
+    there is none. Valid exactly as long as the version: every write for the learner changes
+    its row."""
+
+    row: tuple[Any, ...]
+    version: int
+    cards: Mapping[str, dict | None]
+
+
 class LearnerCache:
     """The learner rows this process wrote last, with their versions, by external id: an
     optimistic unit starts from one instead of reading it. A row another process (or a locked
     unit) changed since is caught by the same version check as any other change: the unit
     conflicts, forgets the row and runs again on a fresh read; a unit that writes nothing checks
-    the version with one read. The least recently used rows go past `size`."""
+    the version with one read. The least recently used rows go past `size`; each keeps at most
+    `cards` review cards, the newest."""
 
-    def __init__(self, size: int = 10_000):
+    def __init__(self, size: int = 10_000, cards: int = 4):
         self.size = size
-        self._rows: OrderedDict[str, tuple[tuple[Any, ...], int]] = OrderedDict()
+        self.cards = cards
+        self._rows: OrderedDict[str, Cached] = OrderedDict()
 
-    def get(self, key: str) -> tuple[tuple[Any, ...], int] | None:
+    def get(self, key: str) -> Cached | None:
         found = self._rows.get(key)
         if found is not None:
             self._rows.move_to_end(key)
         return found
 
-    def put(self, key: str, row: tuple[Any, ...], version: int) -> None:
-        self._rows[key] = (row, version)
+    def put(
+        self,
+        key: str,
+        row: tuple[Any, ...],
+        version: int,
+        cards: Mapping[str, dict | None] | None = None,
+    ) -> None:
+        kept = dict(list((cards or {}).items())[-self.cards :]) if self.cards else {}
+        self._rows[key] = Cached(row, version, kept)
         self._rows.move_to_end(key)
         if len(self._rows) > self.size:
             self._rows.popitem(last=False)

@@ -167,6 +167,8 @@ _REVIEW_CARD = select(ReviewCard.card).where(
     ReviewCard.learner_id == bindparam("b_learner"),
     ReviewCard.question_id == bindparam("b_question"),
 )
+_NEXT_CARD = _REVIEW_CARD.scalar_subquery()
+"""The card an optimistic unit's write reads for the learner's next update (`final_write`)."""
 _SAVE_REVIEW_CARD = Upsert(ReviewCard, ["learner_id", "question_id"], ["due", "card"])
 _DUE_REVIEWS = (
     select(ReviewCard.question_id)
@@ -314,6 +316,10 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         self._cache = (cache or LearnerCache()) if self._optimistic else None
         self._cached: set[int] = set()
         """The learners this unit took from the cache, not from the database."""
+        self._cards: dict[str, dict | None] = {}
+        """The review cards the cache knows for the learner taken from it (`Cached.cards`)."""
+        self._prefetch: str | None = None
+        """The question whose card the unit's write reads too (`prefetch_review_card`)."""
         self._waiting: list[tuple[Upsert, dict[str, Any]]] = []
         self._wrote = False
         self._sa = conn
@@ -363,7 +369,8 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         if self._cache is not None and statement is _LEARNER_BY_EXTERNAL_ID:
             cached = self._cache.get(str(key))
         if cached is not None:
-            row, version = cached
+            row, version = cached.row, cached.version
+            self._cards = dict(cached.cards)
         else:
             params = {"b_key": key}
             rows = await self._rows(_UNLOCKED[statement] if versioned else statement, params)
@@ -454,26 +461,36 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
                 if not rows or rows[0][0] != self._versions[learner.id]:
                     raise self._conflict(learner)
             else:
-                self._remember(learner, self._versions[learner.id])
+                self._remember(learner, self._versions[learner.id], {})
             return
         writes = tuple((write, tuple(values)) for write, values in self._waiting)
         params["b_version"] = self._versions[learner.id]
         params.update(("l_" + name, value) for name, value in changed.items())
         for n, (_write, values) in enumerate(self._waiting):
             params.update((f"w{n}_{name}", value) for name, value in values.items())
-        rows = await self.postgres.rows(final_write(tuple(changed), writes), params)
+        also = None
+        if self._prefetch is not None:
+            also, params["b_question"] = _NEXT_CARD, self._prefetch
+        rows = await self.postgres.rows(final_write(tuple(changed), writes, also), params)
         if not rows:
             raise self._conflict(learner)
-        self._remember(learner, rows[0][0])
+        cards = self._cards if learner.id in self._cached else {}
+        if self._prefetch is not None:
+            cards[self._prefetch] = rows[0][1]
+        for values in self._held(_SAVE_REVIEW_CARD, learner.id):  # newer than what it read
+            cards.pop(values["question_id"], None)
+            cards[values["question_id"]] = values["card"]
+        self._remember(learner, rows[0][0], cards)
 
-    def _remember(self, learner: LearnerRow, version: int) -> None:
-        """Keep the row as the database now holds it: instants in UTC (`UTCDateTime`)."""
+    def _remember(self, learner: LearnerRow, version: int, cards: dict[str, dict | None]) -> None:
+        """Keep the row as the database now holds it (instants in UTC, as `UTCDateTime` reads
+        them), with the review cards known at that version."""
         assert self._cache is not None
         row = tuple(
             value.astimezone(UTC) if isinstance(value, datetime) else value
             for value in (getattr(learner, name) for name in FIELDS)
         )
-        self._cache.put(learner.external_id, row, version)
+        self._cache.put(learner.external_id, row, version, cards)
 
     def _conflict(self, learner: LearnerRow) -> Conflict:
         """The learner changed since this unit read it: forget it, so the next try reads it."""
@@ -676,8 +693,21 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
             )
 
     async def review_card(self, learner_id: int, question_id: str) -> dict | None:
+        if self._optimistic and learner_id in self._cached and question_id in self._cards:
+            held = [
+                values["card"]
+                for values in self._held(_SAVE_REVIEW_CARD, learner_id)
+                if values["question_id"] == question_id
+            ]  # as of the version this unit's write checks, and what the unit wrote since
+            return held[-1] if held else self._cards[question_id]
         rows = await self._rows(_REVIEW_CARD, {"b_learner": learner_id, "b_question": question_id})
         return rows[0][0] if rows else None
+
+    def prefetch_review_card(self, learner_id: int, question_id: str) -> None:
+        """An optimistic unit's write also reads this card, for the cache: the learner's next
+        update, which grades the question, then finds it there (`storage.optimistic`)."""
+        if self._optimistic and learner_id in self._versions and question_id not in self._cards:
+            self._prefetch = question_id
 
     async def save_review_card(
         self, learner_id: int, question_id: str, due: datetime, card: dict

@@ -5,6 +5,7 @@ leaves the fast path, locks the learner first."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 
 import asyncpg
@@ -252,12 +253,13 @@ async def test_a_learner_changed_behind_the_cache_is_read_again(postgres_store):
 def test_the_learner_cache_keeps_the_most_recently_used_rows():
     from storage.optimistic import LearnerCache
 
-    cache = LearnerCache(size=2)
+    cache = LearnerCache(size=2, cards=2)
     cache.put("a", ("a",), 1)
     cache.put("b", ("b",), 1)
-    assert cache.get("a") == (("a",), 1)  # now "b" is the least recently used
-    cache.put("c", ("c",), 1)
-    assert cache.get("b") is None and cache.get("a") and cache.get("c")
+    assert cache.get("a") == (("a",), 1, {})  # now "b" is the least recently used
+    cache.put("c", ("c",), 1, {"q1": None, "q2": {"due": "x"}, "q3": None})
+    assert cache.get("b") is None and cache.get("a")
+    assert cache.get("c") == (("c",), 1, {"q2": {"due": "x"}, "q3": None})  # the newest cards
     cache.forget("a")
     assert cache.get("a") is None
 
@@ -385,3 +387,53 @@ async def test_a_unit_that_wrote_through_sqlalchemy_moves_the_learners_version(p
     async with store.unit() as repo:
         assert (await repo.learner(WHO, NOW)).item_index == 0
         assert (await repo.streak_history(learner))[1] == [(NOW.date(), NOW.date())]
+
+
+async def test_the_card_of_the_question_on_screen_comes_with_the_write_and_stays_exact(
+    postgres_store,
+):
+    """A unit that puts a question on screen has its write read that question's review card
+    too; the answer's unit takes it from the cache, with what it wrote itself on top. Another
+    process's change of the card changed the learner's row as well: the answer's unit, which
+    used the old card, conflicts and runs again on the stored one."""
+    store = postgres_store
+    learner = await learner_id(store)
+    first, second = {"reps": 1}, {"reps": 2}
+    seen: list[dict | None] = []
+
+    async def show(repo) -> None:
+        (await repo.learner(WHO, NOW)).item_index += 1
+        repo.prefetch_review_card(learner, "q1")
+
+    async def grade(repo) -> None:
+        await repo.learner(WHO, NOW)
+        card = await repo.review_card(learner, "q1")
+        seen.append(card)
+        after = {"reps": (card or {"reps": 0})["reps"] + 1}
+        await repo.save_review_card(learner, "q1", NOW, after)
+        assert await repo.review_card(learner, "q1") == after  # its own write, held back
+
+    await store.run(show)
+    assert store.learners.get(WHO.external_id).cards == {"q1": None}
+    await store.run(grade)
+    assert seen == [None]  # from the cache: the budget test counts no read
+    assert store.learners.get(WHO.external_id).cards == {"q1": first}
+    other = await raw_connection(store)
+    try:
+        async with other.transaction():  # another instance's answer: the card and the row
+            await other.execute(
+                "UPDATE review_cards SET card = $1 WHERE learner_id = $2", '{"reps": 2}', learner
+            )
+            await other.execute("UPDATE learners SET item_index = 7 WHERE id = $1", learner)
+        seen.clear()
+        await store.run(grade)
+        assert seen == [first, second]  # the cached card conflicted; the stored one counted
+        stored = await other.fetchval(
+            "SELECT card FROM review_cards WHERE learner_id = $1", learner
+        )
+        assert json.loads(stored) == {"reps": 3}
+    finally:
+        await other.close()
+    async with store.unit() as repo:
+        assert await repo.review_card(learner, "q1") == {"reps": 3}
+        assert (await repo.learner(WHO, NOW)).item_index == 7

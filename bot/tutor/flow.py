@@ -121,6 +121,9 @@ async def present(turn: Turn) -> None:
 
 
 def _show(turn: Turn, item: Question, token: str) -> None:
+    from bot.tutor import review
+
+    review.expect_answer(turn, item)
     if turn.learner.quiz_mode == "poll" and _fits_quiz(item):
         turn.out.actions.append(_quiz(turn, item, token))
     else:

@@ -155,6 +155,12 @@ class Repository(Protocol):
 
     async def review_card(self, learner_id: int, question_id: str) -> dict | None: ...
 
+    def prefetch_review_card(self, learner_id: int, question_id: str) -> None:
+        """A hint: the learner's next update will likely read this card. A store whose reads are
+        round trips may read it along with this update's write; one whose reads are cheap
+        ignores it."""
+        ...
+
     async def save_review_card(
         self, learner_id: int, question_id: str, due: datetime, card: dict
     ) -> None: ...

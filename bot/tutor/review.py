@@ -49,6 +49,13 @@ def _new_card(turn: Turn) -> Card:
     return Card(card_id=int(turn.now.timestamp() * 1000), due=turn.now)
 
 
+def expect_answer(turn: Turn, item: Question) -> None:
+    """`item` is on screen: the learner's next update will likely grade it and read its card
+    (`schedule`), which the store may read now, with this update's write."""
+    if not isinstance(item, Confidence):  # ungraded: no card
+        turn.repo.prefetch_review_card(turn.learner.id, item.id)
+
+
 async def schedule(turn: Turn, item: Question, correct: bool | None) -> None:
     """Update (or create) the learner's FSRS card for `item` after a graded answer."""
     if correct is None or isinstance(item, Confidence):
