@@ -1,9 +1,10 @@
 """Optimistic units on PostgreSQL: a press handled without a lock and written in one statement.
 
-Why: on PostgreSQL every statement is a round trip, and a round trip costs the bot about 90 µs of
-CPU on asyncpg and the server about as much again, on the same cores. A locked unit pays BEGIN,
-the learner's row `FOR UPDATE`, each statement and COMMIT: 4 round trips for a card, 7 for a
-graded answer, 12 for a lesson's end. An optimistic unit pays its reads and one write: 1, 2 and 3
+Why: on PostgreSQL every statement is a round trip. On loopback one costs the bot about 60 µs of
+CPU (asyncpg and the event loop) and the server 30 to 80 µs, on the same cores; across a network
+each also adds the network's round trip to the learner's wait. A locked unit pays BEGIN, the
+learner's row `FOR UPDATE`, each statement and COMMIT: 4 round trips for a card, 7 for a graded
+answer, 12 for a lesson's end. An optimistic unit pays its reads and one write: 1, 1 and 2
 (tests/test_storage.py keeps the budget; docs/benchmarks.md has the figures).
 
 How (`storage.repository.SqlRepository` runs it):
@@ -21,9 +22,9 @@ How (`storage.repository.SqlRepository` runs it):
   written: `Conflict`. The cache forgets the row and `SqlStore.run` runs the whole unit again
   (the fourth try as a locked unit, so nobody waits for ever). A double tap thus ends as with
   locks: the second press finds its button stale.
-- The cache also keeps a few of the learner's review cards, valid at the row's version: those
-  the process wrote, and the one for the question on screen, which the unit's write selected
-  beside the new version. A graded answer then reads its card from there: one round trip, the
+- The cache also keeps two of the learner's review cards, valid at the row's version: the one
+  for the question on screen, which the unit's write selected beside the new version, and the
+  last one the process wrote. A graded answer then reads its card from there: one round trip, the
   write. The version check that guards the row guards them too.
 - A read of what the unit has written but holds back adds it to what it reads (answers, lessons
   done, practice days: a lesson's end). Any other read of a table with a waiting insert, a
@@ -144,7 +145,7 @@ class LearnerCache:
     the version with one read. The least recently used rows go past `size`; each keeps at most
     `cards` review cards, the newest."""
 
-    def __init__(self, size: int = 10_000, cards: int = 4):
+    def __init__(self, size: int = 10_000, cards: int = 2):
         self.size = size
         self.cards = cards
         self._rows: OrderedDict[str, Cached] = OrderedDict()
