@@ -17,6 +17,7 @@ that checks the row's version, and a retry if it moved (`storage.optimistic` say
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
@@ -264,13 +265,15 @@ class SqlStore:
 
 class _Locking:
     """An optimistic unit's SQLAlchemy connection: a statement through it first turns the unit
-    into a locked one (`SqlRepository._lock`); everything else is the connection's own."""
+    into a locked one (`SqlRepository._lock`); everything else is the connection's own. It holds
+    its unit weakly: the unit holds it, and a cycle would leave every unit to the garbage
+    collector instead of freeing it when the update ends."""
 
     STATEMENTS = frozenset({"execute", "scalar", "scalars", "exec_driver_sql", "run_sync"})
 
-    def __init__(self, conn: AsyncConnection, lock: Callable[[], Awaitable[None]]):
+    def __init__(self, conn: AsyncConnection, unit: SqlRepository):
         self._conn = conn
-        self._lock = lock
+        self._unit = weakref.ref(unit)
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._conn, name)
@@ -280,7 +283,10 @@ class _Locking:
             return attribute
 
         async def locked_first(*args: Any, **kwargs: Any) -> Any:
-            await self._lock()
+            unit = self._unit()
+            if unit is None:
+                raise RuntimeError("the unit of this connection has ended")
+            await unit._lock()
             return await attribute(*args, **kwargs)
 
         return locked_first
@@ -323,7 +329,7 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         self._waiting: list[tuple[Upsert, dict[str, Any]]] = []
         self._wrote = False
         self._sa = conn
-        self.conn: Any = _Locking(conn, self._lock) if self._optimistic else conn
+        self.conn: Any = _Locking(conn, self) if self._optimistic else conn
         """SQLAlchemy's connection, for the statements `storage.direct` does not run."""
 
     async def _rows(

@@ -475,3 +475,22 @@ async def test_a_serving_sqlite_app_checkpoints_on_a_worker_thread(tmp_path):
     finally:
         await app.close()
     assert app.checkpointer.runs > 0
+
+
+async def test_a_unit_is_freed_as_it_ends_not_left_to_the_garbage_collector(store):
+    """A unit per update: one held in a reference cycle waits for a collection, with its
+    connection objects, and each collection then has more to look through (on PostgreSQL an
+    optimistic unit and its connection proxy used to hold each other)."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        for optimistic in (True, False):
+            async with store.unit(optimistic=optimistic) as repo:
+                (await repo.learner(Who("tg:gc", chat_id=1), NOW)).item_index += 1
+                ended = weakref.ref(repo)
+            del repo
+            assert ended() is None, optimistic
+    finally:
+        gc.enable()
