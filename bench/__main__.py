@@ -1,4 +1,4 @@
-"""`make bench`: every benchmark in turn, then docs/benchmarks.md (about 4.5 minutes on 2 cores)."""
+"""`make bench`: every benchmark in turn, then docs/benchmarks.md (4 to 4.5 minutes on 2 cores)."""
 
 from __future__ import annotations
 
