@@ -437,3 +437,26 @@ async def test_the_card_of_the_question_on_screen_comes_with_the_write_and_stays
     async with store.unit() as repo:
         assert await repo.review_card(learner, "q1") == {"reps": 3}
         assert (await repo.learner(WHO, NOW)).item_index == 7
+
+
+async def test_postgresql_over_its_unix_socket(pg_cluster, catalog, clock):
+    """On one host PostgreSQL's Unix socket is the cheaper way in (docs/deploying.md): the URL
+    form the deployment guide gives works, a press included."""
+    from bot.tutor.engine import Tutor
+    from storage.db import create_engine, upgrade
+    from tests.chat import Chat
+    from tests.conftest import _create_database
+
+    database = make_url(await _create_database(pg_cluster)).database
+    url = f"postgresql://tutor@/{database}?host={pg_cluster.dir}&port={pg_cluster.port}"
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        chat = Chat(Tutor(catalog, SqlStore(engine), clock=clock))
+        await chat.onboard()
+        await chat.command("today")
+        assert "📘" in chat.said  # the first lesson, read and written through the socket
+        async with engine.connect() as conn:  # NULL: the server sees a Unix-socket client
+            assert (await conn.exec_driver_sql("SELECT inet_client_addr()")).scalar() is None
+    finally:
+        await engine.dispose()
