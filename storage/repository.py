@@ -372,8 +372,8 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
             await self._lock()  # a second learner: the unit takes locks from here on
         versioned = self._optimistic
         cached = None
-        if self._cache is not None and statement is _LEARNER_BY_EXTERNAL_ID:
-            cached = self._cache.get(str(key))
+        if versioned and self._cache is not None and statement is _LEARNER_BY_EXTERNAL_ID:
+            cached = self._cache.get(str(key))  # a locked unit reads (and locks) the row
         if cached is not None:
             row, version = cached.row, cached.version
             self._cards = dict(cached.cards)
@@ -480,7 +480,7 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
         rows = await self.postgres.rows(final_write(tuple(changed), writes, also), params)
         if not rows:
             raise self._conflict(learner)
-        cards = self._cards if learner.id in self._cached else {}
+        cards = self._cards  # known only for a learner taken from the cache
         if self._prefetch is not None:
             cards[self._prefetch] = rows[0][1]
         for values in self._held(_SAVE_REVIEW_CARD, learner.id):  # newer than what it read
@@ -699,14 +699,17 @@ class SqlRepository(TrainerQueries, PrivacyQueries):
             )
 
     async def review_card(self, learner_id: int, question_id: str) -> dict | None:
+        held = [
+            values["card"]
+            for values in self._held(_SAVE_REVIEW_CARD, learner_id)
+            if values["question_id"] == question_id
+        ]
+        if held:
+            return held[-1]
         if self._optimistic and learner_id in self._cached and question_id in self._cards:
-            held = [
-                values["card"]
-                for values in self._held(_SAVE_REVIEW_CARD, learner_id)
-                if values["question_id"] == question_id
-            ]  # as of the version this unit's write checks, and what the unit wrote since
-            return held[-1] if held else self._cards[question_id]
-        rows = await self._rows(_REVIEW_CARD, {"b_learner": learner_id, "b_question": question_id})
+            return self._cards[question_id]  # as of the version this unit's write checks
+        params = {"b_learner": learner_id, "b_question": question_id}
+        rows = await self._rows(_REVIEW_CARD, params, besides=(_SAVE_REVIEW_CARD,))
         return rows[0][0] if rows else None
 
     def prefetch_review_card(self, learner_id: int, question_id: str) -> None:

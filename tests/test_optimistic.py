@@ -460,3 +460,29 @@ async def test_postgresql_over_its_unix_socket(pg_cluster, catalog, clock):
             assert (await conn.exec_driver_sql("SELECT inet_client_addr()")).scalar() is None
     finally:
         await engine.dispose()
+
+
+async def test_a_unit_that_locked_before_its_learner_reads_the_row_not_the_cache(postgres_store):
+    """Once a unit has locked (here: a statement through SQLAlchemy), it reads and locks the
+    learner's row; a cached row it could not check would write stale columns back."""
+    from sqlalchemy import text
+
+    store = postgres_store
+
+    async def advance(repo) -> None:
+        (await repo.learner(WHO, NOW)).item_index += 1
+
+    await store.run(advance)
+    await store.run(advance)  # now in the cache, at item 2
+    other = await raw_connection(store)
+    try:
+        await other.execute("UPDATE learners SET item_index = 10")
+    finally:
+        await other.close()
+    async with store.unit(optimistic=True) as repo:
+        await repo.conn.execute(text("SELECT 1"))  # the unit locks from here
+        learner = await repo.learner(WHO, NOW)
+        assert learner.item_index == 10
+        learner.item_index += 1
+    async with store.unit() as repo:
+        assert (await repo.learner(WHO, NOW)).item_index == 11
