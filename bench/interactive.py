@@ -1,7 +1,7 @@
 """Interactive benchmark: learners pressing buttons through the whole stack, against an echo bot.
 
     python -m bench.interactive [--learners 20] [--presses 45] [--rounds 3]
-                                [--paced-presses 15] [--paced-share 0.5]
+                                [--paced-presses 15] [--paced-share 0.5] [--warm-up 45]
                                 [--only aiogram_sqlite|ptb_sqlite|aiogram_postgresql ...]
 
 Each simulated learner presses a button, waits for the bot's next keyboard, and presses again,
@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, median, percentile, postgres, record
+from bench.common import ROOT, ThrowawayPostgres, cpu_seconds, median, percentile, postgres, record
 from tests.botapi import BotAPIServer
 from tests.conftest import LESSONS
 from tests.e2e.tg import TOKEN, free_port
@@ -143,12 +143,6 @@ async def until_polling(server: BotAPIServer, proc: subprocess.Popen) -> None:
     raise RuntimeError("the bot never started polling")
 
 
-def cpu_seconds(proc: subprocess.Popen) -> float:
-    """User + system CPU time the bot process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def stop_process(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -169,6 +163,12 @@ class Load:
     paced_share: float = 0.5
     """The paced rate as a share of this run's saturated rate, unless `paced_rate` is set."""
     paced_rate: float | None = None
+    warm_up: int = 45
+    """Untimed saturated presses per learner before the first round. A fresh tutor's first
+    round on PostgreSQL ran about 10 % slower than the rounds after it, with PostgreSQL using
+    0.33-0.37 ms of CPU a press against 0.16-0.24: each of the 20 pooled connections prepares
+    each statement on first use and plans it afresh for its first five runs (PostgreSQL's
+    custom plans), once in the life of a connection."""
 
 
 @dataclass
@@ -194,16 +194,20 @@ class BotUnderTest:
         env: dict[str, str] | None,
         load: Load,
         first: str,
-        warm_up: int,
+        onboarding: int,
+        database: ThrowawayPostgres | None = None,
     ):
         self.command, self.env, self.load = command, env or {}, load
-        self.first, self.warm_up = first, warm_up
+        self.first, self.onboarding = first, onboarding
+        self.database = database
+        """The PostgreSQL server the bot uses, whose CPU the figures count too."""
 
     async def __aenter__(self) -> BotUnderTest:
         """Start the process and bring every learner to a first keyboard (`first`, then
-        `warm_up` untimed presses). Learner i then presses i % 10 times more, so that they are
-        spread over a lesson, as real learners are: in step, they would all reach the same
-        kind of item at once (every one a graded answer, say) and load the bot in waves."""
+        `onboarding` untimed presses). Learner i then presses i % 10 times more, so that they
+        are spread over a lesson, as real learners are: in step, they would all reach the same
+        kind of item at once (every one a graded answer, say) and load the bot in waves. Then
+        `load.warm_up` untimed saturated presses each (`Load.warm_up` says why)."""
         self.server = BotAPIServer(token=TOKEN)
         base = await self.server.start()
         self.proc = bot_process(
@@ -218,7 +222,7 @@ class BotUnderTest:
             await asyncio.gather(
                 *(asyncio.wait_for(self.crowd.ready[u].wait(), 30) for u in self.crowd.ids)
             )
-            for _ in range(self.warm_up):
+            for _ in range(self.onboarding):
                 await asyncio.gather(*(self.crowd.press(u) for u in self.crowd.ids))
             for step in range(SPREAD):
                 await asyncio.gather(
@@ -228,6 +232,7 @@ class BotUnderTest:
                         if i % SPREAD > step
                     )
                 )
+            await self.crowd.run(self.load.warm_up)
         except BaseException:
             await self.__aexit__()
             raise
@@ -245,23 +250,31 @@ class BotUnderTest:
         gc.freeze()
         crowd = self.crowd
         crowd.latencies.clear()
-        cpu = cpu_seconds(self.proc)
+        before = self._cpu()
         elapsed = await crowd.run(load.presses)
-        cpu = cpu_seconds(self.proc) - cpu
-        saturated = summary(crowd, elapsed, load.learners * load.presses, cpu)
+        cpu = [after - then for after, then in zip(self._cpu(), before, strict=True)]
+        saturated = summary(crowd, elapsed, load.learners * load.presses, *cpu)
         crowd.latencies.clear()
         rate = load.paced_rate or load.paced_share * saturated["updates_per_s"]
         await crowd.paced(load.paced_presses, rate)
         return Run(saturated, list(crowd.latencies), rate)
 
+    def _cpu(self) -> tuple[float, float, float]:
+        """CPU seconds so far: the bot's, this process's (the loopback server and the
+        learners), and the database server's (0 for SQLite, which runs inside the bot)."""
+        database = self.database.cpu_seconds() if self.database else 0.0
+        return cpu_seconds(self.proc.pid), time.process_time(), database
+
 
 def echo_bot(transport: str, load: Load) -> BotUnderTest:
     return BotUnderTest(
-        ["-m", "bench.echo_bot", transport, "{base}"], None, load, first="hi", warm_up=0
+        ["-m", "bench.echo_bot", transport, "{base}"], None, load, first="hi", onboarding=0
     )
 
 
-def tutor_bot(transport: str, database_url: str, load: Load) -> BotUnderTest:
+def tutor_bot(
+    transport: str, database_url: str, load: Load, database: ThrowawayPostgres | None = None
+) -> BotUnderTest:
     """The tutor as deployed (`restart-tutor run`); onboarding is the untimed warm-up."""
     env = {
         "TELEGRAM_BOT_TOKEN": TOKEN,
@@ -273,10 +286,15 @@ def tutor_bot(transport: str, database_url: str, load: Load) -> BotUnderTest:
         "TUTOR_THROTTLE": "100000/1",  # the learners here are machines, not floods
     }
     command = ["-m", "bot.cli", "run", "--port", str(free_port()), "--listen", "127.0.0.1"]
-    return BotUnderTest(command, env, load, first="/start", warm_up=4)
+    return BotUnderTest(command, env, load, first="/start", onboarding=4, database=database)
 
 
-def summary(crowd: Learners, elapsed: float, interactions: int, cpu: float) -> dict[str, float]:
+def summary(
+    crowd: Learners, elapsed: float, interactions: int, cpu: float, harness: float, database: float
+) -> dict[str, float]:
+    """The saturated phase's figures. The CPU per press of the bot, the harness and the
+    database server together tell whether the bot or the machine set the pace: on 2 cores the
+    three share them."""
     lat = crowd.latencies
     return {
         "updates_per_s": interactions / elapsed,
@@ -285,6 +303,8 @@ def summary(crowd: Learners, elapsed: float, interactions: int, cpu: float) -> d
         "p99_ms": percentile(lat, 99) * 1000,
         "bot_cpu_ms_per_update": cpu / interactions * 1000,
         "bot_cpu_share": cpu / elapsed,
+        "harness_cpu_ms_per_update": harness / interactions * 1000,
+        "database_cpu_ms_per_update": database / interactions * 1000,
     }
 
 
@@ -325,6 +345,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--presses", type=int, default=45)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--paced-presses", type=int, default=15)
+    parser.add_argument("--warm-up", type=int, default=45, help="untimed presses per learner")
     parser.add_argument(
         "--paced-share", type=float, default=0.5, help="of the tutor's saturated rate"
     )
@@ -336,7 +357,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     args = parser.parse_args(argv)
     wanted = set(args.only or PAIRS)
-    load = Load(args.learners, args.presses, args.paced_presses, args.paced_share)
+    load = Load(
+        args.learners, args.presses, args.paced_presses, args.paced_share, warm_up=args.warm_up
+    )
     figures: dict[str, float] = {}
 
     def report(prefix: str, echo: dict[str, float], tutor: dict[str, float]) -> None:
@@ -348,7 +371,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         figures[f"{prefix}_p95_ratio"] = tutor["p95_ms"] / echo["p95_ms"]
         figures[f"{prefix}_paced_p95_ratio"] = tutor["paced_p95_ms"] / echo["paced_p95_ms"]
 
-    def compare(prefix: str, transport: str, new_database: Callable[[], str]) -> None:
+    def compare(
+        prefix: str,
+        transport: str,
+        new_database: Callable[[], str],
+        server: ThrowawayPostgres | None = None,
+    ) -> None:
         pair = prefix.removeprefix("interactive_")
         if pair not in wanted:
             return
@@ -357,13 +385,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             load,
             presses=round(load.presses * share),
             paced_presses=round(load.paced_presses * share),
+            warm_up=round(load.warm_up * share),
         )
         echo, tutor = asyncio.run(
             alternating(
                 args.rounds,
                 pair_load,
                 echo_bot(transport, pair_load),
-                tutor_bot(transport, new_database(), pair_load),
+                tutor_bot(transport, new_database(), pair_load, server),
             )
         )
         report(prefix, echo, tutor)
@@ -377,8 +406,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 lambda: f"sqlite:///{Path(tmp) / f'{next(files)}.db'}",
             )
         if "aiogram_postgresql" in wanted:
-            with postgres() as new_database:
-                compare("interactive_aiogram_postgresql", "aiogram", new_database)
+            with postgres() as server:
+                compare("interactive_aiogram_postgresql", "aiogram", server, server)
     for name, value in figures.items():
         print(f"  {name} = {value:,.2f}")
     record(figures)
