@@ -156,9 +156,9 @@ class Load:
     """What the simulated learners do to one bot process."""
 
     learners: int = 20
-    presses: int = 45
-    paced_presses: int = 15
-    """Per learner and round: 900 paced latencies over three rounds, so that one hiccup of this
+    presses: int = 30
+    paced_presses: int = 9
+    """Per learner and round: 900 paced latencies over five rounds, so that one hiccup of this
     shared machine does not set the p95 alone (with 6, 360 latencies, it sometimes did)."""
     paced_share: float = 0.5
     """The paced rate as a share of this run's saturated rate, unless `paced_rate` is set."""
@@ -320,7 +320,7 @@ def combined(runs: list[Run]) -> dict[str, float]:
 
 async def alternating(
     rounds: int, load: Load, echo: BotUnderTest, tutor: BotUnderTest
-) -> tuple[dict[str, float], dict[str, float]]:
+) -> tuple[list[Run], list[Run]]:
     """Measure the tutor and the echo bot in turns, `rounds` times each: on a shared machine a
     burst of someone else's load then hits both, not one. The echo bot is paced at the rate the
     tutor was just paced at."""
@@ -329,7 +329,28 @@ async def alternating(
         for _ in range(rounds):
             tutors.append(await tutor.measure(load))
             echoes.append(await echo.measure(replace(load, paced_rate=tutors[-1].paced_rate)))
-    return combined(echoes), combined(tutors)
+    return echoes, tutors
+
+
+def ratios(echoes: list[Run], tutors: list[Run]) -> dict[str, float]:
+    """The tutor's figures over the echo bot's. Saturated: the median over the rounds of each
+    round's ratio, the tutor's round against the echo bot's right after it, seconds apart, so
+    that this machine's drift from one minute to the next cancels out (the same tutor ran at
+    4.0 and at 4.6 ms of CPU a press a few minutes apart, with the echo bot at 3.0 and 3.4).
+    Paced: the pooled latencies' p95s."""
+
+    def rounds(key: str) -> list[float]:
+        return [t.saturated[key] / e.saturated[key] for e, t in zip(echoes, tutors, strict=True)]
+
+    echo, tutor = combined(echoes), combined(tutors)
+    throughput = rounds("updates_per_s")
+    return {
+        "throughput_ratio": median(throughput),
+        "throughput_ratio_lowest": min(throughput),
+        "throughput_ratio_highest": max(throughput),
+        "p95_ratio": median(rounds("p95_ms")),
+        "paced_p95_ratio": tutor["paced_p95_ms"] / echo["paced_p95_ms"],
+    }
 
 
 PAIRS = ("aiogram_sqlite", "ptb_sqlite", "aiogram_postgresql")
@@ -342,10 +363,12 @@ bench`, which must finish in under five minutes on 2 cores."""
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--learners", type=int, default=20)
-    parser.add_argument("--presses", type=int, default=45)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--paced-presses", type=int, default=15)
-    parser.add_argument("--warm-up", type=int, default=45, help="untimed presses per learner")
+    parser.add_argument("--presses", type=int, default=Load.presses)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--paced-presses", type=int, default=Load.paced_presses)
+    parser.add_argument(
+        "--warm-up", type=int, default=Load.warm_up, help="untimed presses per learner"
+    )
     parser.add_argument(
         "--paced-share", type=float, default=0.5, help="of the tutor's saturated rate"
     )
@@ -362,14 +385,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     figures: dict[str, float] = {}
 
-    def report(prefix: str, echo: dict[str, float], tutor: dict[str, float]) -> None:
-        for key, value in echo.items():
-            figures[f"{prefix}_echo_{key}"] = value
-        for key, value in tutor.items():
-            figures[f"{prefix}_tutor_{key}"] = value
-        figures[f"{prefix}_throughput_ratio"] = tutor["updates_per_s"] / echo["updates_per_s"]
-        figures[f"{prefix}_p95_ratio"] = tutor["p95_ms"] / echo["p95_ms"]
-        figures[f"{prefix}_paced_p95_ratio"] = tutor["paced_p95_ms"] / echo["paced_p95_ms"]
+    def report(prefix: str, echoes: list[Run], tutors: list[Run]) -> None:
+        for bot, runs in (("echo", echoes), ("tutor", tutors)):
+            for key, value in combined(runs).items():
+                figures[f"{prefix}_{bot}_{key}"] = value
+        for key, value in ratios(echoes, tutors).items():
+            figures[f"{prefix}_{key}"] = value
 
     def compare(
         prefix: str,
@@ -387,7 +408,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             paced_presses=round(load.paced_presses * share),
             warm_up=round(load.warm_up * share),
         )
-        echo, tutor = asyncio.run(
+        echoes, tutors = asyncio.run(
             alternating(
                 args.rounds,
                 pair_load,
@@ -395,7 +416,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 tutor_bot(transport, new_database(), pair_load, server),
             )
         )
-        report(prefix, echo, tutor)
+        report(prefix, echoes, tutors)
 
     with tempfile.TemporaryDirectory() as tmp:
         files = iter(range(1000))
