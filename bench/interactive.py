@@ -1,7 +1,7 @@
 """Interactive benchmark: learners pressing buttons through the whole stack, against an echo bot.
 
-    python -m bench.interactive [--learners 20] [--presses 45] [--rounds 3]
-                                [--paced-presses 15] [--paced-share 0.5] [--warm-up 45]
+    python -m bench.interactive [--learners 20] [--presses 30] [--rounds 5]
+                                [--paced-presses 9] [--paced-share 0.5] [--warm-up 45]
                                 [--only aiogram_sqlite|ptb_sqlite|aiogram_postgresql ...]
 
 Each simulated learner presses a button, waits for the bot's next keyboard, and presses again,
@@ -17,7 +17,8 @@ back, so the bot is always busy; this gives the throughput, and latencies that a
 queue (learners / throughput). Paced: the same learners press on a fixed schedule, at
 `--paced-share` of the tutor's saturated rate in that round, and the echo bot that follows it
 gets the same rate; this gives the latency a learner sees when both bots carry the same load.
-Saturated figures are medians of the rounds; paced latencies are pooled over the rounds.
+Each bot's saturated figures are medians of its rounds, and the saturated ratios medians of the
+rounds' ratios (`ratios`); paced latencies are pooled over the rounds.
 """
 
 from __future__ import annotations
