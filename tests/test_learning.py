@@ -22,7 +22,7 @@ from bot.tutor.ports import AnswerFact
 from storage.db import create_engine
 from storage.models import Booster, ReviewCard
 from storage.models import TestScore as Score
-from storage.repository import SqlStore
+from storage.repository import SqlRepository, SqlStore
 from tests.chat import Chat, answer_reviews, take_lesson
 from tests.conftest import LESSONS
 
@@ -175,6 +175,36 @@ async def test_disinformation_pre_post_discernment_and_boosters(
     assert "Booster" in chat.said
     assert await answer_reviews(chat, catalog) == 3
     assert "Booster done" in chat.said
+
+
+async def test_only_questions_that_keep_a_card_ask_the_store_to_read_it(
+    tutor, catalog, clock, monkeypatch
+):
+    """The hint that lets a PostgreSQL store read a question's card with the write that shows
+    it (storage/optimistic.py) is for questions whose answer schedules a card: a test's
+    questions, answered inside the test, never get one, so reading it would be wasted."""
+    hinted: list[str] = []
+    original = SqlRepository.prefetch_review_card
+
+    def spy(self, learner_id: int, question_id: str) -> None:
+        hinted.append(question_id)
+        original(self, learner_id, question_id)
+
+    monkeypatch.setattr(SqlRepository, "prefetch_review_card", spy)
+    chat = await onboarded(tutor, "disinformation", city="Athens")
+    pretest, first = catalog.courses["disinformation"].lessons[:2]
+    await chat.command("today")
+    for item in pretest.items:
+        await chat.press("Continue" if item.type == "card" else "3")
+    assert "starting discernment" in chat.said
+    assert not hinted
+    await chat.command("today")
+    await take_lesson(chat, first)
+    graded = [q.id for q in first.questions if q.type != "confidence"]
+    assert graded and hinted == graded
+    async with tutor.store.unit() as repo:  # the cards the hint was for exist now
+        learner = await repo.learner(chat.who, clock.now)
+        assert all([await repo.review_card(learner.id, q) for q in graded])
 
 
 async def test_skipping_the_pretest_gives_no_fake_improvement(tutor, catalog, sqlite_store, clock):

@@ -117,13 +117,15 @@ async def present(turn: Turn) -> None:
             buttons += ((Button(_("Skip the starting test"), "skip:test"),),)
         turn.out.say(text, buttons, image=item.image)
         return
-    _show(turn, item, token)
+    from bot.tutor.assessment import TEST_ROLES
+
+    _show(turn, item, token, in_test=lesson.role in TEST_ROLES)
 
 
-def _show(turn: Turn, item: Question, token: str) -> None:
+def _show(turn: Turn, item: Question, token: str, *, in_test: bool) -> None:
     from bot.tutor import review
 
-    review.expect_answer(turn, item)
+    review.expect_answer(turn, item, in_test)
     if turn.learner.quiz_mode == "poll" and _fits_quiz(item):
         turn.out.actions.append(_quiz(turn, item, token))
     else:
@@ -140,7 +142,7 @@ async def present_question(turn: Turn) -> None:
         await today(turn)
         return
     turn.learner.pending_selection = None
-    _show(turn, found[1], _fresh_token(turn))
+    _show(turn, found[1], _fresh_token(turn), in_test=False)  # a review, not the test itself
 
 
 def _fresh_token(turn: Turn) -> str:
@@ -354,8 +356,7 @@ async def answer(turn: Turn, token: str, chosen: tuple[int, ...], from_poll: boo
     learner.pending_token = None
     learner.pending_selection = None
     in_test = context == "lesson" and lesson.role in TEST_ROLES
-    if not in_test:
-        await review.schedule(turn, item, result.correct)
+    await review.schedule(turn, item, result.correct, in_test)
     feedback = (
         _("Noted. The answers come at the end of the test.")
         if in_test

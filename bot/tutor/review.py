@@ -49,16 +49,22 @@ def _new_card(turn: Turn) -> Card:
     return Card(card_id=int(turn.now.timestamp() * 1000), due=turn.now)
 
 
-def expect_answer(turn: Turn, item: Question) -> None:
+def keeps_card(item: Question, in_test: bool) -> bool:
+    """Whether answering `item` schedules its review card: not for a confidence rating, which
+    is not graded, nor in a test taken as a lesson, whose answers measure and are not practice."""
+    return not in_test and not isinstance(item, Confidence)
+
+
+def expect_answer(turn: Turn, item: Question, in_test: bool) -> None:
     """`item` is on screen: the learner's next update will likely grade it and read its card
     (`schedule`), which the store may read now, with this update's write."""
-    if not isinstance(item, Confidence):  # ungraded: no card
+    if keeps_card(item, in_test):
         turn.repo.prefetch_review_card(turn.learner.id, item.id)
 
 
-async def schedule(turn: Turn, item: Question, correct: bool | None) -> None:
+async def schedule(turn: Turn, item: Question, correct: bool | None, in_test: bool) -> None:
     """Update (or create) the learner's FSRS card for `item` after a graded answer."""
-    if correct is None or isinstance(item, Confidence):
+    if correct is None or not keeps_card(item, in_test):
         return
     stored = await turn.repo.review_card(turn.learner.id, item.id)
     card = Card.from_dict(stored) if stored else _new_card(turn)
