@@ -23,6 +23,7 @@ from bot.content import (
     TrueFalse,
 )
 from bot.tutor import habits
+from bot.tutor.assessment import TEST_ROLES
 from bot.tutor.events import Button, EditPressed, Keyboard, Notice, Quiz
 from bot.tutor.grading import grade, option_count
 from bot.tutor.streaks import local_date
@@ -117,8 +118,6 @@ async def present(turn: Turn) -> None:
             buttons += ((Button(_("Skip the starting test"), "skip:test"),),)
         turn.out.say(text, buttons, image=item.image)
         return
-    from bot.tutor.assessment import TEST_ROLES
-
     _show(turn, item, token, in_test=lesson.role in TEST_ROLES)
 
 
@@ -339,7 +338,6 @@ async def answer(turn: Turn, token: str, chosen: tuple[int, ...], from_poll: boo
         await _stale(turn, token)
         return
     from bot.tutor import review
-    from bot.tutor.assessment import TEST_ROLES
 
     result = grade(item, chosen)
     context = review.context_of(learner.reviewing) if learner.reviewing else "lesson"
@@ -452,7 +450,6 @@ async def _finish(turn: Turn, lesson: Lesson | None) -> None:
     learner.streak_days = streak.current
     learner.last_practice_day = day
     from bot.tutor import assessment, certify, review
-    from bot.tutor.assessment import TEST_ROLES
 
     graded = {}
     for fact in record.answers:
