@@ -111,7 +111,7 @@ def warm(locales_dir: Path = LOCALES_DIR) -> None:
     """Load each language's catalogs and Babel's data for it now, at start-up. Babel reads a
     locale's data on its first formatting call: left lazy, the first percent or date in each
     language cost 4 to 9 ms, on the event loop, in the middle of some learner's update (the
-    first course finished in `bench/interactive.py`, say), and every update behind it waited."""
+    first course finished in a process, say), and every update behind it waited."""
     for language in LANGUAGES:
         t = Translator(language, locales_dir)
         t.percent(0.5)

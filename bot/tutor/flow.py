@@ -22,7 +22,7 @@ from bot.content import (
     SingleChoice,
     TrueFalse,
 )
-from bot.tutor import habits
+from bot.tutor import assessment, habits, review
 from bot.tutor.assessment import TEST_ROLES
 from bot.tutor.events import Button, EditPressed, Keyboard, Notice, Quiz
 from bot.tutor.grading import grade, option_count
@@ -48,8 +48,6 @@ async def today(turn: Turn) -> None:
     """The daily session, in order: the item on screen; a lesson in progress; a booster due
     today; due reviews (capped per day); then the next new lesson, in the learner's course or,
     when that one is finished, in the next course not finished yet."""
-    from bot.tutor import review
-
     _ = turn.t._
     learner = turn.learner
     if learner.reviewing and turn.catalog.question(review.question_of(learner.reviewing)):
@@ -122,8 +120,6 @@ async def present(turn: Turn) -> None:
 
 
 def _show(turn: Turn, item: Question, token: str, *, in_test: bool) -> None:
-    from bot.tutor import review
-
     review.expect_answer(turn, item, in_test)
     if turn.learner.quiz_mode == "poll" and _fits_quiz(item):
         turn.out.actions.append(_quiz(turn, item, token))
@@ -133,8 +129,6 @@ def _show(turn: Turn, item: Question, token: str, *, in_test: bool) -> None:
 
 async def present_question(turn: Turn) -> None:
     """Show the review or booster question named by `learner.reviewing`."""
-    from bot.tutor import review
-
     found = turn.catalog.question(review.question_of(turn.learner.reviewing or ""))
     if found is None:
         turn.learner.reviewing = None
@@ -236,8 +230,6 @@ def _answer_buttons(turn: Turn, item: Question, token: str, selected: set[int]) 
 
 def _current(turn: Turn) -> tuple[Lesson, Card | Question] | None:
     """The lesson and item on screen: a review or booster item first, else the lesson's."""
-    from bot.tutor import review
-
     learner = turn.learner
     if learner.reviewing:
         found = turn.catalog.question(review.question_of(learner.reviewing))
@@ -337,8 +329,6 @@ async def answer(turn: Turn, token: str, chosen: tuple[int, ...], from_poll: boo
     if not chosen or any(not 0 <= i < option_count(item) for i in chosen):
         await _stale(turn, token)
         return
-    from bot.tutor import review
-
     result = grade(item, chosen)
     context = review.context_of(learner.reviewing) if learner.reviewing else "lesson"
     await turn.repo.record_answer(
@@ -449,7 +439,7 @@ async def _finish(turn: Turn, lesson: Lesson | None) -> None:
     streak = habits.summarize(turn, record.days, record.pauses)
     learner.streak_days = streak.current
     learner.last_practice_day = day
-    from bot.tutor import assessment, certify, review
+    from bot.tutor import certify
 
     graded = {}
     for fact in record.answers:
